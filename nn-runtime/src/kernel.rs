@@ -1,0 +1,160 @@
+//! Matrix kernels behind every dense layer.
+//!
+//! All matrices are column-major slices (a batch is one column per sample). Products go to a
+//! blocked, vectorized GEMM (`matrixmultiply`); the single-sample product has its own
+//! matrix-vector kernel, since a general GEMM is slow on a `1 x k x n` product.
+
+use crate::scalar::Float;
+
+/// Whether an operand is used as stored or transposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Use the matrix as stored.
+    N,
+    /// Use its transpose.
+    T,
+}
+
+/// `C = alpha * op(A) * op(B) + beta * C`, all column-major; `C` is `m x n`, the inner
+/// dimension is `k`. `A` is stored `m x k` (or `k x m` under [`Op::T`]), `B` `k x n` (or `n x k`).
+///
+/// When `beta` is zero, `C` is overwritten (its old contents, even NaN, are ignored).
+///
+/// # Panics
+/// If a slice is shorter than its shape requires (a bug in the caller, never user data:
+/// generated code sizes every buffer from the network's static shapes).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm<T: Float>(
+    op_a: Op,
+    op_b: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    b: &[T],
+    beta: T,
+    c: &mut [T],
+) {
+    assert!(a.len() >= m * k, "gemm: A holds {} < {m}x{k}", a.len());
+    assert!(b.len() >= k * n, "gemm: B holds {} < {k}x{n}", b.len());
+    assert!(c.len() >= m * n, "gemm: C holds {} < {m}x{n}", c.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (rsa, csa) = match op_a {
+        Op::N => (1, m as isize),
+        Op::T => (k as isize, 1),
+    };
+    let (rsb, csb) = match op_b {
+        Op::N => (1, k as isize),
+        Op::T => (n as isize, 1),
+    };
+    // SAFETY: the asserts above bound every index the strides produce; `c` is a unique borrow.
+    unsafe {
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            1,
+            m as isize,
+        )
+    }
+}
+
+/// `y = W x + b` for one sample: `W` is `m x k` column-major, `x` has `k`, `y` and `b` have `m`.
+///
+/// Walks `W` column by column (`y += x_j W[:, j]`), four columns at a time, so the inner loop
+/// is a contiguous multiply-add the compiler vectorizes.
+pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
+    let m = y.len();
+    let k = x.len();
+    assert!(w.len() >= m * k, "matvec: W holds {} < {m}x{k}", w.len());
+    match b {
+        Some(b) => y.copy_from_slice(&b[..m]),
+        None => y.fill(T::zero()),
+    }
+    let mut cols = w[..m * k].chunks_exact(4 * m);
+    let mut j = 0;
+    for quad in cols.by_ref() {
+        let (c0, rest) = quad.split_at(m);
+        let (c1, rest) = rest.split_at(m);
+        let (c2, c3) = rest.split_at(m);
+        let (x0, x1, x2, x3) = (x[j], x[j + 1], x[j + 2], x[j + 3]);
+        for i in 0..m {
+            y[i] += c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3;
+        }
+        j += 4;
+    }
+    for col in cols.remainder().chunks_exact(m) {
+        let xj = x[j];
+        for (yi, &wi) in y.iter_mut().zip(col) {
+            *yi += wi * xj;
+        }
+        j += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(op_a: Op, op_b: Op, m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let at = |i: usize, p: usize| match op_a {
+            Op::N => a[i + p * m],
+            Op::T => a[p + i * k],
+        };
+        let bt = |p: usize, j: usize| match op_b {
+            Op::N => b[p + j * k],
+            Op::T => b[j + p * n],
+        };
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i + j * m] = (0..k).map(|p| at(i, p) * bt(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn gemm_matches_naive_for_every_transpose() {
+        let (m, n, k) = (5, 3, 7);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.91).cos()).collect();
+        for op_a in [Op::N, Op::T] {
+            for op_b in [Op::N, Op::T] {
+                let want = naive(op_a, op_b, m, n, k, &a, &b);
+                let mut c = vec![f64::NAN; m * n];
+                gemm(op_a, op_b, m, n, k, 1.0, &a, &b, 0.0, &mut c);
+                for (x, y) in c.iter().zip(&want) {
+                    assert!((x - y).abs() < 1e-12, "{op_a:?}{op_b:?}: {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matvec_matches_naive() {
+        for (m, k) in [(3, 1), (4, 4), (7, 9), (10, 13)] {
+            let w: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.13).sin()).collect();
+            let x: Vec<f64> = (0..k).map(|i| i as f64 - 2.5).collect();
+            let b: Vec<f64> = (0..m).map(|i| i as f64 * 0.5).collect();
+            let mut y = vec![0.0; m];
+            matvec_bias(&w, &x, Some(&b), &mut y);
+            let want = naive(Op::N, Op::N, m, 1, k, &w, &x);
+            for i in 0..m {
+                assert!((y[i] - want[i] - b[i]).abs() < 1e-12);
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Fully connected layer: `Z = W X + b 1ᵀ`.
+
+use crate::init::Init;
+use crate::kernel::{gemm, matvec_bias, Op};
+use crate::param::Param;
+use crate::scalar::Float;
+use nalgebra::SVector;
+use rand::Rng;
+
+/// A fully connected layer from `IN` to `OUT` features: `z = W x + b`, `W` is `OUT x IN`,
+/// `b` has `OUT` values (absent when the DSL says `bias = false`).
+///
+/// Generated networks hold one `Dense` per `dense(...)` layer, and their gradients use the
+/// same type, so a gradient has exactly the parameter's shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense<T, const IN: usize, const OUT: usize> {
+    /// Weights `W`, `OUT x IN`.
+    pub weight: Param<T, OUT, IN>,
+    /// Bias `b`, `OUT x 1`, or `None` for a layer without bias.
+    pub bias: Option<Param<T, OUT, 1>>,
+}
+
+impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
+    /// Parameter count: `IN * OUT` weights plus `OUT` biases if present.
+    pub const fn params(bias: bool) -> usize {
+        IN * OUT + if bias { OUT } else { 0 }
+    }
+
+    /// A layer of zeros (also the shape of its gradient).
+    pub fn zeros(bias: bool) -> Self {
+        Self {
+            weight: Param::zeros(),
+            bias: bias.then(Param::zeros),
+        }
+    }
+
+    /// Weights drawn by `init` (fans `IN` and `OUT`), biases zero.
+    pub fn init<R: Rng + ?Sized>(init: Init, bias: bool, rng: &mut R) -> Self {
+        Self {
+            weight: Param::from_fn(|_, _| init.sample(IN, OUT, rng)),
+            bias: bias.then(Param::zeros),
+        }
+    }
+
+    /// `z = W x + b` for one sample, on the stack, without heap allocation.
+    #[inline]
+    pub fn apply(&self, x: &SVector<T, IN>) -> SVector<T, OUT> {
+        let mut z = SVector::<T, OUT>::zeros();
+        matvec_bias(
+            self.weight.as_slice(),
+            x.as_slice(),
+            self.bias.as_ref().map(Param::as_slice),
+            z.as_mut_slice(),
+        );
+        z
+    }
+
+    /// `Z = W X + b 1ᵀ` for a batch of `n` samples: `x` is `IN x n`, `z` is `OUT x n`
+    /// (column-major, one column per sample).
+    pub fn forward(&self, x: &[T], z: &mut [T], n: usize) {
+        let z = &mut z[..OUT * n];
+        let beta = match &self.bias {
+            Some(b) => {
+                for col in z.chunks_exact_mut(OUT) {
+                    col.copy_from_slice(b.as_slice());
+                }
+                T::one()
+            }
+            None => T::zero(),
+        };
+        gemm(Op::N, Op::N, OUT, n, IN, T::one(), self.weight.as_slice(), x, beta, z);
+    }
+
+    /// Backward through `Z = W X + b 1ᵀ` for a batch of `n`, given `dz = dL/dZ` (`OUT x n`):
+    /// `dL/dW = dZ Xᵀ`, `dL/db = dZ 1` (written into `grad`, overwriting), and, if asked,
+    /// `dL/dX = Wᵀ dZ` into `dx` (`IN x n`).
+    pub fn backward(&self, x: &[T], dz: &[T], n: usize, grad: &mut Self, dx: Option<&mut [T]>) {
+        let dz = &dz[..OUT * n];
+        gemm(
+            Op::N,
+            Op::T,
+            OUT,
+            IN,
+            n,
+            T::one(),
+            dz,
+            x,
+            T::zero(),
+            grad.weight.as_mut_slice(),
+        );
+        if let Some(db) = grad.bias.as_mut() {
+            let db = db.as_mut_slice();
+            db.fill(T::zero());
+            for col in dz.chunks_exact(OUT) {
+                for (d, &g) in db.iter_mut().zip(col) {
+                    *d += g;
+                }
+            }
+        }
+        if let Some(dx) = dx {
+            gemm(
+                Op::T,
+                Op::N,
+                IN,
+                n,
+                OUT,
+                T::one(),
+                self.weight.as_slice(),
+                dz,
+                T::zero(),
+                dx,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn batch_forward_equals_per_sample_apply() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut layer = Dense::<f64, 5, 3>::init(Init::Xavier, true, &mut rng);
+        layer.bias = Some(Param::from_fn(|i, _| i as f64));
+        let x: Vec<f64> = (0..5 * 4).map(|i| (i as f64).sin()).collect();
+        let mut z = vec![0.0; 3 * 4];
+        layer.forward(&x, &mut z, 4);
+        for s in 0..4 {
+            let xs = SVector::<f64, 5>::from_column_slice(&x[5 * s..5 * s + 5]);
+            let zs = layer.apply(&xs);
+            for i in 0..3 {
+                assert!((zs[i] - z[3 * s + i]).abs() < 1e-12);
+            }
+        }
+    }
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        // L = Σ c ⊙ Z, so dL/dZ = c.
+        let mut rng = StdRng::seed_from_u64(4);
+        let layer = Dense::<f64, 4, 3>::init(Init::He, true, &mut rng);
+        let n = 2;
+        let x: Vec<f64> = (0..4 * n).map(|i| (i as f64 * 0.7).cos()).collect();
+        let c: Vec<f64> = (0..3 * n).map(|i| i as f64 - 2.0).collect();
+        let loss = |l: &Dense<f64, 4, 3>, x: &[f64]| {
+            let mut z = vec![0.0; 3 * n];
+            l.forward(x, &mut z, n);
+            z.iter().zip(&c).map(|(z, c)| z * c).sum::<f64>()
+        };
+        let mut grad = Dense::<f64, 4, 3>::zeros(true);
+        let mut dx = vec![0.0; 4 * n];
+        layer.backward(&x, &c, n, &mut grad, Some(&mut dx));
+        let h = 1e-6;
+        for k in 0..12 {
+            let (mut p, mut m) = (layer.clone(), layer.clone());
+            p.weight.as_mut_slice()[k] += h;
+            m.weight.as_mut_slice()[k] -= h;
+            let fd = (loss(&p, &x) - loss(&m, &x)) / (2.0 * h);
+            assert!((grad.weight.as_slice()[k] - fd).abs() < 1e-6);
+        }
+        let db = grad.bias.as_ref().map(|b| b.as_slice().to_vec()).unwrap_or_default();
+        assert_eq!(db.len(), 3);
+        for (i, d) in db.iter().enumerate() {
+            assert!((d - (c[i] + c[3 + i])).abs() < 1e-12);
+        }
+        for k in 0..4 * n {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[k] += h;
+            xm[k] -= h;
+            let fd = (loss(&layer, &xp) - loss(&layer, &xm)) / (2.0 * h);
+            assert!((dx[k] - fd).abs() < 1e-6);
+        }
+    }
+}

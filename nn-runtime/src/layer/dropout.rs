@@ -1,0 +1,62 @@
+//! Inverted dropout.
+
+use crate::scalar::Float;
+use rand::Rng;
+
+/// Inverted dropout in training: each value is kept with probability `1 - p` and scaled by
+/// `1 / (1 - p)`, so `E[out] = in` and inference is the identity.
+///
+/// Writes the mask (`0` or `1 / (1 - p)` per value, drawn from `rng` so a seeded run repeats)
+/// into `mask` and `out = in ⊙ mask`. With `p = 0` the mask is all ones and `rng` is not used.
+pub fn dropout_forward<T: Float, R: Rng + ?Sized>(
+    p: f64,
+    input: &[T],
+    mask: &mut [T],
+    out: &mut [T],
+    rng: &mut R,
+) {
+    if p <= 0.0 {
+        mask.fill(T::one());
+        out.copy_from_slice(input);
+        return;
+    }
+    let scale = T::of(1.0 / (1.0 - p));
+    for ((m, o), &x) in mask.iter_mut().zip(out.iter_mut()).zip(input) {
+        *m = if rng.random::<f64>() < p {
+            T::zero()
+        } else {
+            scale
+        };
+        *o = x * *m;
+    }
+}
+
+/// Backward of inverted dropout in place: `grad ← grad ⊙ mask`.
+pub fn dropout_backward<T: Float>(mask: &[T], grad: &mut [T]) {
+    for (g, &m) in grad.iter_mut().zip(mask) {
+        *g *= m;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn keeps_expectation_and_repeats_with_seed() {
+        let x = vec![1.0f64; 100_000];
+        let (mut m1, mut o1) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        dropout_forward(0.3, &x, &mut m1, &mut o1, &mut StdRng::seed_from_u64(9));
+        let mean = o1.iter().sum::<f64>() / x.len() as f64;
+        assert!((mean - 1.0).abs() < 0.01, "mean {mean}");
+        let dropped = m1.iter().filter(|&&m| m == 0.0).count() as f64 / x.len() as f64;
+        assert!((dropped - 0.3).abs() < 0.01);
+        let (mut m2, mut o2) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+        dropout_forward(0.3, &x, &mut m2, &mut o2, &mut StdRng::seed_from_u64(9));
+        assert_eq!(m1, m2);
+        let mut g = vec![2.0; x.len()];
+        dropout_backward(&m1, &mut g);
+        assert!(g.iter().zip(&m1).all(|(g, m)| *g == 2.0 * m));
+    }
+}

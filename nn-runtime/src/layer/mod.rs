@@ -1,0 +1,7 @@
+//! The layers generated networks are built from.
+
+mod dense;
+mod dropout;
+
+pub use dense::Dense;
+pub use dropout::{dropout_backward, dropout_forward};
