@@ -1,5 +1,34 @@
-//! placeholder
+//! The `network!` macro of [`nn`](https://docs.rs/nn): a small DSL for dense networks whose
+//! shapes are checked at compile time.
+//!
+//! This crate is a thin entry point over three passes, each an ordinary module working on
+//! `proc_macro2` tokens so it is unit tested without a compiler:
+//! [`parse`] (tokens to an AST with spans), [`check`] (shape inference and validation to a
+//! typed IR, collecting every error) and [`expand`] (IR to Rust code).
+#![deny(missing_docs)]
+
+mod ast;
+mod check;
+mod diag;
+mod expand;
+mod ir;
+mod parse;
+mod suggest;
+
 use proc_macro::TokenStream;
-/// The network macro.
+
+/// Defines a statically shaped network. See the crate `nn` for the full DSL reference
+/// (docs/dsl.md in the repository).
+///
+/// ```text
+/// network! {
+///     /// Handwritten-digit classifier.
+///     #[derive(Clone, Debug)]
+///     pub Mnist < dense(784 -> 128, relu), dropout(0.5), dense(128 -> 10, softmax) >
+/// }
+/// ```
 #[proc_macro]
-pub fn network(input: TokenStream) -> TokenStream { input }
+pub fn network(input: TokenStream) -> TokenStream {
+    let runtime = expand::runtime_path();
+    expand::network(input.into(), &runtime).into()
+}

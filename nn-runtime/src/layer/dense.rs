@@ -45,10 +45,21 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// `z = W x + b` for one sample, on the stack, without heap allocation.
     #[inline]
     pub fn apply(&self, x: &SVector<T, IN>) -> SVector<T, OUT> {
+        self.apply_slice(x.as_slice())
+    }
+
+    /// `z = W x + b` for one sample given as a slice of `IN` values (generated code passes
+    /// the previous layer's output this way), on the stack.
+    ///
+    /// # Panics
+    /// If `x` does not hold exactly `IN` values.
+    #[inline]
+    pub fn apply_slice(&self, x: &[T]) -> SVector<T, OUT> {
+        assert_eq!(x.len(), IN, "dense layer takes {IN} inputs");
         let mut z = SVector::<T, OUT>::zeros();
         matvec_bias(
             self.weight.as_slice(),
-            x.as_slice(),
+            x,
             self.bias.as_ref().map(Param::as_slice),
             z.as_mut_slice(),
         );

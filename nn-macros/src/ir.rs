@@ -1,0 +1,243 @@
+//! The checked network: every layer's kind, widths and options, ready to expand.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, ToTokens};
+use syn::{Attribute, Ident, Path, Visibility};
+
+/// A network that passed every check.
+pub struct Network {
+    /// Outer attributes (docs included) for the network struct.
+    pub attrs: Vec<Attribute>,
+    /// Visibility.
+    pub vis: Visibility,
+    /// Type name (generated for the anonymous form).
+    pub name: Ident,
+    /// Whether the definition was the anonymous expression form.
+    pub anonymous: bool,
+    /// Scalar type.
+    pub scalar: Scalar,
+    /// The layers, in order.
+    pub layers: Vec<Layer>,
+    /// Width checks the macro could not decide because a width is a const path.
+    pub const_checks: Vec<ConstCheck>,
+}
+
+impl Network {
+    /// The layer list as canonical DSL text.
+    pub fn dsl(&self) -> String {
+        let texts: Vec<&str> = self.layers.iter().map(|l| l.text.as_str()).collect();
+        texts.join(", ")
+    }
+
+    /// Input width.
+    pub fn input(&self) -> &Dim {
+        &self.layers[0].input
+    }
+
+    /// Output width.
+    pub fn output(&self) -> &Dim {
+        &self.layers[self.layers.len() - 1].output
+    }
+}
+
+/// The scalar type.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Scalar {
+    /// `f32`.
+    F32,
+    /// `f64`.
+    F64,
+}
+
+impl Scalar {
+    /// A literal of this type.
+    pub fn lit(self, v: f64) -> TokenStream {
+        match self {
+            Scalar::F32 => proc_macro2::Literal::f32_suffixed(v as f32).to_token_stream(),
+            Scalar::F64 => proc_macro2::Literal::f64_suffixed(v).to_token_stream(),
+        }
+    }
+}
+
+impl ToTokens for Scalar {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend(match self {
+            Scalar::F32 => quote!(f32),
+            Scalar::F64 => quote!(f64),
+        });
+    }
+}
+
+/// A width.
+#[derive(Clone)]
+pub enum Dim {
+    /// Known to the macro.
+    Lit(usize),
+    /// A path to a `const` item, known only to the compiler.
+    Path(Path),
+}
+
+impl Dim {
+    /// The width as written.
+    pub fn text(&self) -> String {
+        match self {
+            Dim::Lit(n) => n.to_string(),
+            Dim::Path(p) => crate::ast::path_text(p),
+        }
+    }
+}
+
+impl ToTokens for Dim {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        tokens.extend(match self {
+            Dim::Lit(n) => proc_macro2::Literal::usize_unsuffixed(*n).to_token_stream(),
+            Dim::Path(p) => quote!({ #p }),
+        });
+    }
+}
+
+/// One layer.
+pub struct Layer {
+    /// Position in the layer list, from 0.
+    pub position: usize,
+    /// Field-style name: `dense0`, `dropout0`, `relu0`.
+    pub name: Ident,
+    /// Canonical DSL text.
+    pub text: String,
+    /// Input width.
+    pub input: Dim,
+    /// Output width.
+    pub output: Dim,
+    /// What it computes.
+    pub kind: LayerKind,
+}
+
+/// What a layer computes.
+pub enum LayerKind {
+    /// `dense(...)`.
+    Dense {
+        /// Activation applied to `W x + b`.
+        activation: Act,
+        /// Weight initialization.
+        init: Init,
+        /// Whether the layer has a bias.
+        bias: bool,
+        /// L1 penalty coefficient.
+        l1: f64,
+        /// L2 penalty coefficient.
+        l2: f64,
+    },
+    /// `dropout(p)`.
+    Dropout {
+        /// Drop probability.
+        p: f64,
+    },
+    /// A standalone activation layer.
+    Activation(Act),
+}
+
+/// An activation with its parameters.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Act {
+    /// `identity` / `linear`.
+    Identity,
+    /// `sigmoid`.
+    Sigmoid,
+    /// `tanh`.
+    Tanh,
+    /// `relu`.
+    Relu,
+    /// `leaky_relu(negative_slope)`.
+    LeakyRelu(f64),
+    /// `elu(alpha)`.
+    Elu(f64),
+    /// `gelu` (exact).
+    Gelu,
+    /// `gelu_tanh`.
+    GeluTanh,
+    /// `softplus(beta, threshold)`.
+    Softplus(f64, f64),
+    /// `silu`.
+    Silu,
+    /// `softmax`.
+    Softmax,
+}
+
+/// Every activation name the DSL accepts.
+pub const ACTIVATION_NAMES: &[&str] = &[
+    "identity",
+    "linear",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "elu",
+    "gelu",
+    "gelu_tanh",
+    "softplus",
+    "silu",
+    "softmax",
+];
+
+impl Act {
+    /// The DSL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Act::Identity => "identity",
+            Act::Sigmoid => "sigmoid",
+            Act::Tanh => "tanh",
+            Act::Relu => "relu",
+            Act::LeakyRelu(_) => "leaky_relu",
+            Act::Elu(_) => "elu",
+            Act::Gelu => "gelu",
+            Act::GeluTanh => "gelu_tanh",
+            Act::Softplus(..) => "softplus",
+            Act::Silu => "silu",
+            Act::Softmax => "softmax",
+        }
+    }
+
+    /// Whether the derivative needs the pre-activation (mirrors the runtime's `NEEDS_Z`).
+    pub fn needs_z(self) -> bool {
+        matches!(
+            self,
+            Act::LeakyRelu(_) | Act::Elu(_) | Act::Gelu | Act::GeluTanh | Act::Softplus(..) | Act::Silu
+        )
+    }
+
+    /// The initialization this activation calls for: He for the ReLU family, Xavier otherwise.
+    pub fn default_init(self) -> Init {
+        match self {
+            Act::Relu | Act::LeakyRelu(_) | Act::Elu(_) | Act::Gelu | Act::GeluTanh | Act::Silu | Act::Softplus(..) => {
+                Init::He
+            }
+            Act::Identity | Act::Sigmoid | Act::Tanh | Act::Softmax => Init::Xavier,
+        }
+    }
+}
+
+/// Weight initialization.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Init {
+    /// He normal.
+    He,
+    /// Xavier uniform.
+    Xavier,
+    /// LeCun normal.
+    Lecun,
+    /// Zeros.
+    Zeros,
+    /// Normal with this standard deviation.
+    Normal(f64),
+}
+
+/// A width check the macro cannot decide because a width is a const path: expanded to a
+/// `const` assertion the compiler evaluates.
+pub struct ConstCheck {
+    /// The condition that must hold, e.g. `{ HIDDEN } == { H2 }`.
+    pub cond: TokenStream,
+    /// The assertion message.
+    pub message: String,
+    /// Where to point the error.
+    pub span: Span,
+}
