@@ -69,14 +69,24 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
         };
         let describe = format!("layer {} `{}`", i + 1, layer.text);
         match &mut layer.kind {
-            LayerKind::Dense { activation, init, .. } => {
+            LayerKind::Dense {
+                activation, init, ..
+            } => {
                 if *init == Init::Xavier && *activation == Act::Identity {
                     if let Some(next) = following_act[i] {
                         *init = next.default_init();
                     }
                 }
                 if let Some((width, from, _)) = &prev {
-                    compare(width, &layer.input, from, &describe, input_tokens, &mut const_checks, diag);
+                    compare(
+                        width,
+                        &layer.input,
+                        from,
+                        &describe,
+                        input_tokens,
+                        &mut const_checks,
+                        diag,
+                    );
                 }
             }
             _ => match &prev {
@@ -156,7 +166,9 @@ fn compare(
 fn check_overflow(layers: &[ir::Layer], span: Span, diag: &mut Diagnostics) -> Option<()> {
     let mut params: u128 = 0;
     for l in layers {
-        if let (LayerKind::Dense { bias, .. }, Dim::Lit(i), Dim::Lit(o)) = (&l.kind, &l.input, &l.output) {
+        if let (LayerKind::Dense { bias, .. }, Dim::Lit(i), Dim::Lit(o)) =
+            (&l.kind, &l.input, &l.output)
+        {
             let (i, o) = (*i as u128, *o as u128);
             params = params
                 .checked_add(i.checked_mul(o).unwrap_or(u128::MAX))
@@ -198,8 +210,14 @@ fn check_layer(
     match &layer.kind {
         LayerKindAst::Invalid => None,
         LayerKindAst::Dense(d) => {
-            let input = d.input.as_ref().and_then(|w| width(w, &describe, "input", diag));
-            let output = d.output.as_ref().and_then(|w| width(w, &describe, "output", diag));
+            let input = d
+                .input
+                .as_ref()
+                .and_then(|w| width(w, &describe, "input", diag));
+            let output = d
+                .output
+                .as_ref()
+                .and_then(|w| width(w, &describe, "output", diag));
             let mut activation = Act::Identity;
             let mut act_ok = true;
             for (k, a) in d.activations.iter().enumerate() {
@@ -333,7 +351,9 @@ fn width(w: &DimAst, describe: &str, which: &str, diag: &mut Diagnostics) -> Opt
         DimAst::Lit(lit, 0) => {
             diag.error(
                 lit.span(),
-                format!("{describe}: the {which} width is 0\nhelp: every layer needs at least one unit"),
+                format!(
+                    "{describe}: the {which} width is 0\nhelp: every layer needs at least one unit"
+                ),
             );
             None
         }
@@ -379,7 +399,9 @@ fn activation_of(call: &CallAst, describe: &str, diag: &mut Diagnostics) -> Opti
         "gelu_tanh" => arity(0, diag).then_some(Act::GeluTanh),
         "silu" => arity(0, diag).then_some(Act::Silu),
         "softmax" => arity(0, diag).then_some(Act::Softmax),
-        "leaky_relu" => arity(1, diag).then(|| Act::LeakyRelu(args.first().copied().unwrap_or(0.01))),
+        "leaky_relu" => {
+            arity(1, diag).then(|| Act::LeakyRelu(args.first().copied().unwrap_or(0.01)))
+        }
         "elu" => arity(1, diag).then(|| Act::Elu(args.first().copied().unwrap_or(1.0))),
         "softplus" => {
             let act = arity(2, diag).then(|| {
@@ -474,10 +496,15 @@ fn options(opts: &[OptionAst], describe: &str, diag: &mut Diagnostics) -> Option
                     ("normal", Some([std])) if std.value > 0.0 && std.value.is_finite() => {
                         out.init = Some(Init::Normal(std.value))
                     }
-                    ("normal", _) => bad("`normal(std)` with one positive standard deviation", diag),
+                    ("normal", _) => {
+                        bad("`normal(std)` with one positive standard deviation", diag)
+                    }
                     (other, _) => {
                         let hint = did_you_mean(other, INITS);
-                        bad(&format!("one of he, xavier, lecun, zeros, normal(std){hint}"), diag)
+                        bad(
+                            &format!("one of he, xavier, lecun, zeros, normal(std){hint}"),
+                            diag,
+                        )
                     }
                 },
                 _ => bad("one of he, xavier, lecun, zeros, normal(std)", diag),
@@ -525,15 +552,25 @@ mod tests {
 
     #[test]
     fn infers_widths_through_dropout_and_activation_layers() {
-        let (net, errs) = check(quote!(N < dense(4 -> 8), relu, dropout(0.2), dense(8 -> 2, softmax) >));
+        let (net, errs) =
+            check(quote!(N < dense(4 -> 8), relu, dropout(0.2), dense(8 -> 2, softmax) >));
         assert!(errs.is_empty(), "{errs:?}");
         let net = net.expect("net");
         let names: Vec<String> = net.layers.iter().map(|l| l.name.to_string()).collect();
         assert_eq!(names, ["dense0", "relu0", "dropout0", "dense1"]);
         assert!(matches!(net.layers[2].output, Dim::Lit(8)));
         // The identity dense layer feeding relu gets He initialization.
-        assert!(matches!(net.layers[0].kind, LayerKind::Dense { init: Init::He, .. }));
-        assert!(matches!(net.layers[3].kind, LayerKind::Dense { init: Init::Xavier, .. }));
+        assert!(matches!(
+            net.layers[0].kind,
+            LayerKind::Dense { init: Init::He, .. }
+        ));
+        assert!(matches!(
+            net.layers[3].kind,
+            LayerKind::Dense {
+                init: Init::Xavier,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -559,32 +596,67 @@ mod tests {
     fn adjacent_widths_must_agree() {
         let (_, errs) = check(quote!(N < dense(4 -> 8, relu), dropout(0.5), dense(6 -> 2) >));
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].contains("layer 3 `dense(6 -> 2)` takes 6 inputs, but layer 2 `dropout(0.5)` outputs 8"));
+        assert!(errs[0].contains(
+            "layer 3 `dense(6 -> 2)` takes 6 inputs, but layer 2 `dropout(0.5)` outputs 8"
+        ));
     }
 
     #[test]
     fn const_widths_become_const_checks() {
-        let (net, errs) = check(quote!(N < dense(IN -> H, relu), dense(H -> OUT), dense(H2 -> 3) >));
+        let (net, errs) =
+            check(quote!(N < dense(IN -> H, relu), dense(H -> OUT), dense(H2 -> 3) >));
         assert!(errs.is_empty(), "{errs:?}");
         let net = net.expect("net");
         assert_eq!(net.const_checks.len(), 1, "H feeds H: nothing to check");
-        assert!(net.const_checks[0].message.contains("takes `H2` inputs, but layer 2"));
+        assert!(net.const_checks[0]
+            .message
+            .contains("takes `H2` inputs, but layer 2"));
     }
 
     #[test]
     fn other_errors() {
         for (input, want) in [
-            (quote!(N < >), "empty network"),
-            (quote!(N < relu, dense(2 -> 1) >), "the first layer must be `dense`"),
-            (quote!(N < dense(2 -> 2, relu, tanh) >), "found a second one `tanh`"),
-            (quote!(N < dense(2 -> 2, bias = false, bias = true) >), "option `bias` is given twice"),
-            (quote!(N < dense(2 -> 2), dropot(0.5), dense(2 -> 1) >), "did you mean `dropout`?"),
-            (quote!(N: f16 < dense(2 -> 2) >), "unknown scalar type `f16`"),
-            (quote!(N < dense(2 -> 2), dropout(0.1) >), "dropout cannot be the output layer"),
-            (quote!(N < dense(2 -> 2, relu(3)) >), "`relu` takes no arguments"),
-            (quote!(N < dense(2 -> 2, init = normal(-1.0)) >), "`normal(std)` with one positive"),
-            (quote!(N < dense(2 -> 2, init = kaiming) >), "one of he, xavier"),
-            (quote!(N < dense(2 -> 2, l2 = -0.1) >), "non-negative number"),
+            (quote!(N), "empty network"),
+            (
+                quote!(N < relu, dense(2 -> 1) >),
+                "the first layer must be `dense`",
+            ),
+            (
+                quote!(N < dense(2 -> 2, relu, tanh) >),
+                "found a second one `tanh`",
+            ),
+            (
+                quote!(N < dense(2 -> 2, bias = false, bias = true) >),
+                "option `bias` is given twice",
+            ),
+            (
+                quote!(N < dense(2 -> 2), dropot(0.5), dense(2 -> 1) >),
+                "did you mean `dropout`?",
+            ),
+            (
+                quote!(N: f16 < dense(2 -> 2) >),
+                "unknown scalar type `f16`",
+            ),
+            (
+                quote!(N < dense(2 -> 2), dropout(0.1) >),
+                "dropout cannot be the output layer",
+            ),
+            (
+                quote!(N < dense(2 -> 2, relu(3)) >),
+                "`relu` takes no arguments",
+            ),
+            (
+                quote!(N < dense(2 -> 2, init = normal(-1.0)) >),
+                "`normal(std)` with one positive",
+            ),
+            (
+                quote!(N < dense(2 -> 2, init = kaiming) >),
+                "one of he, xavier",
+            ),
+            (
+                quote!(N < dense(2 -> 2, l2 = -0.1) >),
+                "non-negative number",
+            ),
             (
                 quote!(N < dense(18446744073709551615 -> 18446744073709551615) >),
                 "overflows usize",

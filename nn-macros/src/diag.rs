@@ -33,6 +33,9 @@ impl Diagnostics {
 
     /// Every error as `compile_error!` invocations at their spans.
     pub fn to_compile_errors(&self) -> TokenStream {
-        self.errors.iter().map(syn::Error::to_compile_error).collect()
+        self.errors
+            .iter()
+            .map(syn::Error::to_compile_error)
+            .collect()
     }
 }

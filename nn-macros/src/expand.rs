@@ -237,26 +237,51 @@ impl Gen<'_> {
             match &l.kind {
                 LayerKind::Dense { .. } => {
                     if self.keeps_z(l) {
-                        out.push((Self::z_buf(l), l.output.clone(), format!("{head} pre-activation `W x + b`.")));
+                        out.push((
+                            Self::z_buf(l),
+                            l.output.clone(),
+                            format!("{head} pre-activation `W x + b`."),
+                        ));
                     }
-                    out.push((Self::out_buf(l), l.output.clone(), format!("{head} output.")));
+                    out.push((
+                        Self::out_buf(l),
+                        l.output.clone(),
+                        format!("{head} output."),
+                    ));
                     if l.position > 0 {
-                        out.push((Self::dx_buf(l), l.input.clone(), format!("{head} gradient with respect to its input.")));
+                        out.push((
+                            Self::dx_buf(l),
+                            l.input.clone(),
+                            format!("{head} gradient with respect to its input."),
+                        ));
                     }
                 }
                 LayerKind::Dropout { .. } => {
-                    out.push((Self::mask_buf(l), l.output.clone(), format!("{head} mask, 0 or 1/(1-p) per value.")));
-                    out.push((Self::out_buf(l), l.output.clone(), format!("{head} output.")));
+                    out.push((
+                        Self::mask_buf(l),
+                        l.output.clone(),
+                        format!("{head} mask, 0 or 1/(1-p) per value."),
+                    ));
+                    out.push((
+                        Self::out_buf(l),
+                        l.output.clone(),
+                        format!("{head} output."),
+                    ));
                 }
                 LayerKind::Activation(_) => {
-                    out.push((Self::out_buf(l), l.output.clone(), format!("{head} output.")));
+                    out.push((
+                        Self::out_buf(l),
+                        l.output.clone(),
+                        format!("{head} output."),
+                    ));
                 }
             }
         }
         out.push((
             format_ident!("grad_out"),
             self.net.output().clone(),
-            "Gradient of the loss with respect to the output (or the logits), written by the loss.".into(),
+            "Gradient of the loss with respect to the output (or the logits), written by the loss."
+                .into(),
         ));
         out
     }
@@ -334,7 +359,9 @@ impl Gen<'_> {
             (false, false) => quote!(self.#field.weight.as_slice()),
             (false, true) => quote!(self.#field.weight.as_mut_slice()),
             (true, false) => quote!(self.#field.bias.as_ref().map_or(&[][..], |b| b.as_slice())),
-            (true, true) => quote!(self.#field.bias.as_mut().map_or(&mut [][..], |b| b.as_mut_slice())),
+            (true, true) => {
+                quote!(self.#field.bias.as_mut().map_or(&mut [][..], |b| b.as_mut_slice()))
+            }
         }
     }
 
@@ -368,7 +395,11 @@ impl Gen<'_> {
 
 /// Generates the code of a checked network.
 pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
-    let g = Gen { net, rt, t: net.scalar };
+    let g = Gen {
+        net,
+        rt,
+        t: net.scalar,
+    };
     let t = net.scalar;
     let name = &net.name;
     let vis = &net.vis;
@@ -390,7 +421,12 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         doc(""),
     ];
     for l in &net.layers {
-        struct_docs.push(doc(format!("{}. `{}` (`{}`)", l.position + 1, l.text, l.name)));
+        struct_docs.push(doc(format!(
+            "{}. `{}` (`{}`)",
+            l.position + 1,
+            l.text,
+            l.name
+        )));
     }
     let dense: Vec<&Layer> = g.dense_layers().collect();
     let fields = dense.iter().map(|l| {
@@ -408,7 +444,11 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let grad_fields = dense.iter().map(|l| {
         let ty = g.dense_type(l);
         let f = &l.name;
-        let d = doc(format!("Gradient of layer {} `{}`.", l.position + 1, l.text));
+        let d = doc(format!(
+            "Gradient of layer {} `{}`.",
+            l.position + 1,
+            l.text
+        ));
         quote!(#d pub #f: #ty,)
     });
 
@@ -444,10 +484,18 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                     Some(c) => quote!(#c.as_slice()),
                 };
                 let o = &l.output;
-                let mutability = if *activation == Act::Identity { quote!() } else { quote!(mut) };
+                let mutability = if *activation == Act::Identity {
+                    quote!()
+                } else {
+                    quote!(mut)
+                };
                 predict.push(quote!(let #mutability #f = self.#f.apply_slice(#src);));
                 if *activation != Act::Identity {
-                    predict.push(g.act_call(*activation, "forward_in_place", quote!(#f.as_mut_slice(), #o)));
+                    predict.push(g.act_call(
+                        *activation,
+                        "forward_in_place",
+                        quote!(#f.as_mut_slice(), #o),
+                    ));
                 }
                 cur = Some(f.clone());
             }
@@ -506,9 +554,9 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         let d = doc(d);
         quote!(#d #n: ::std::vec::Vec<#t>,)
     });
-    let reserves = buffers.iter().map(|(n, w, _)| {
-        quote!(#rt::network::ensure_len(&mut self.#n, #w * n);)
-    });
+    let reserves = buffers
+        .iter()
+        .map(|(n, w, _)| quote!(#rt::network::ensure_len(&mut self.#n, #w * n);));
     let mut train = Vec::new();
     let mut input_of: Vec<TokenStream> = Vec::new(); // expression of each layer's input slice
     let mut cur = quote!(x);
@@ -523,11 +571,19 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 if g.keeps_z(l) {
                     let z = Gen::z_buf(l);
                     train.push(quote!(self.#f.forward(#cur, &mut #z[..#w * n], n);));
-                    train.push(g.act_call(*activation, "forward", quote!(&#z[..#w * n], &mut #out[..#w * n], #w)));
+                    train.push(g.act_call(
+                        *activation,
+                        "forward",
+                        quote!(&#z[..#w * n], &mut #out[..#w * n], #w),
+                    ));
                 } else {
                     train.push(quote!(self.#f.forward(#cur, &mut #out[..#w * n], n);));
                     if *activation != Act::Identity {
-                        train.push(g.act_call(*activation, "forward_in_place", quote!(&mut #out[..#w * n], #w)));
+                        train.push(g.act_call(
+                            *activation,
+                            "forward_in_place",
+                            quote!(&mut #out[..#w * n], #w),
+                        ));
                     }
                 }
             }
@@ -561,13 +617,23 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             LayerKind::Dense { activation, .. } => {
                 let f = &l.name;
                 if *activation != Act::Identity {
-                    let z = if g.keeps_z(l) { Gen::z_buf(l) } else { out.clone() };
-                    let call = g.act_call(*activation, "backward", quote!(&#z[..#w * n], &#out[..#w * n], &mut #grad[..#w * n], #w));
+                    let z = if g.keeps_z(l) {
+                        Gen::z_buf(l)
+                    } else {
+                        out.clone()
+                    };
+                    let call = g.act_call(
+                        *activation,
+                        "backward",
+                        quote!(&#z[..#w * n], &#out[..#w * n], &mut #grad[..#w * n], #w),
+                    );
                     back.push(quote!(if #skip_act { #call }));
                 }
                 let input = &input_of[k];
                 if l.position == 0 {
-                    back.push(quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, None);));
+                    back.push(
+                        quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, None);),
+                    );
                 } else {
                     let dx = Gen::dx_buf(l);
                     let i = &l.input;
@@ -577,11 +643,17 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             }
             LayerKind::Dropout { .. } => {
                 let mask = Gen::mask_buf(l);
-                back.push(quote!(#rt::layer::dropout_backward(&#mask[..#w * n], &mut #grad[..#w * n]);));
+                back.push(
+                    quote!(#rt::layer::dropout_backward(&#mask[..#w * n], &mut #grad[..#w * n]);),
+                );
             }
             LayerKind::Activation(a) => {
                 let input = &input_of[k];
-                let call = g.act_call(*a, "backward", quote!(#input, &#out[..#w * n], &mut #grad[..#w * n], #w));
+                let call = g.act_call(
+                    *a,
+                    "backward",
+                    quote!(#input, &#out[..#w * n], &mut #grad[..#w * n], #w),
+                );
                 back.push(quote!(if #skip_act { #call }));
             }
         }
@@ -628,7 +700,9 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     });
     let params_self = g.parameters_impl(name);
     let params_grads = g.parameters_impl(&grads_name);
-    let doc_grads = doc(format!("Gradients of every parameter of [`{name}`], with its layout."));
+    let doc_grads = doc(format!(
+        "Gradients of every parameter of [`{name}`], with its layout."
+    ));
     let doc_tape = doc(format!(
         "What [`{name}::forward_train`] records for [`{name}::backward`]: buffers sized for the largest batch seen, reused."
     ));

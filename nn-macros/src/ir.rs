@@ -201,16 +201,25 @@ impl Act {
     pub fn needs_z(self) -> bool {
         matches!(
             self,
-            Act::LeakyRelu(_) | Act::Elu(_) | Act::Gelu | Act::GeluTanh | Act::Softplus(..) | Act::Silu
+            Act::LeakyRelu(_)
+                | Act::Elu(_)
+                | Act::Gelu
+                | Act::GeluTanh
+                | Act::Softplus(..)
+                | Act::Silu
         )
     }
 
     /// The initialization this activation calls for: He for the ReLU family, Xavier otherwise.
     pub fn default_init(self) -> Init {
         match self {
-            Act::Relu | Act::LeakyRelu(_) | Act::Elu(_) | Act::Gelu | Act::GeluTanh | Act::Silu | Act::Softplus(..) => {
-                Init::He
-            }
+            Act::Relu
+            | Act::LeakyRelu(_)
+            | Act::Elu(_)
+            | Act::Gelu
+            | Act::GeluTanh
+            | Act::Silu
+            | Act::Softplus(..) => Init::He,
             Act::Identity | Act::Sigmoid | Act::Tanh | Act::Softmax => Init::Xavier,
         }
     }

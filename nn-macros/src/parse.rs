@@ -68,7 +68,10 @@ fn header_parser(input: ParseStream) -> syn::Result<Header> {
     let scalar = if input.peek(syn::Token![:]) {
         input.parse::<syn::Token![:]>()?;
         Some(input.parse::<Ident>().map_err(|e| {
-            syn::Error::new(e.span(), "expected the scalar type `f32` or `f64` after `:`")
+            syn::Error::new(
+                e.span(),
+                "expected the scalar type `f32` or `f64` after `:`",
+            )
         })?)
     } else {
         None
@@ -213,7 +216,11 @@ fn call(name: Ident, group: Option<&Group>, diag: &mut Diagnostics) -> Option<Ca
                     None => {
                         let s = stream(&seg);
                         diag.push(syn::Error::new_spanned(
-                            if seg.is_empty() { g.to_token_stream() } else { s.clone() },
+                            if seg.is_empty() {
+                                g.to_token_stream()
+                            } else {
+                                s.clone()
+                            },
                             format!("expected a number as argument of `{name}`, found `{s}`"),
                         ));
                         return None;
@@ -351,7 +358,11 @@ fn dims(seg: &[TokenTree], g: &Group, diag: &mut Diagnostics) -> (Option<DimAst>
             && is_punct(&w[1], '>')
     });
     let Some(arrow) = arrow else {
-        let span_tokens = if seg.is_empty() { g.to_token_stream() } else { stream(seg) };
+        let span_tokens = if seg.is_empty() {
+            g.to_token_stream()
+        } else {
+            stream(seg)
+        };
         diag.push(syn::Error::new_spanned(
             span_tokens,
             format!(
@@ -367,9 +378,17 @@ fn dims(seg: &[TokenTree], g: &Group, diag: &mut Diagnostics) -> (Option<DimAst>
 }
 
 /// An integer literal or a path to a const.
-fn dim(tokens: &[TokenTree], near: &TokenTree, which: &str, diag: &mut Diagnostics) -> Option<DimAst> {
+fn dim(
+    tokens: &[TokenTree],
+    near: &TokenTree,
+    which: &str,
+    diag: &mut Diagnostics,
+) -> Option<DimAst> {
     if tokens.is_empty() {
-        diag.error(near.span(), format!("expected the {which} width next to `->`"));
+        diag.error(
+            near.span(),
+            format!("expected the {which} width next to `->`"),
+        );
         return None;
     }
     if let [TokenTree::Literal(l)] = tokens {
@@ -437,7 +456,11 @@ mod tests {
         let texts: Vec<_> = ast.layers.iter().map(|l| l.text.clone()).collect();
         assert_eq!(
             texts,
-            ["dense(784 -> 128, relu)", "dropout(0.5)", "dense(128 -> 10, softmax)"]
+            [
+                "dense(784 -> 128, relu)",
+                "dropout(0.5)",
+                "dense(128 -> 10, softmax)"
+            ]
         );
     }
 

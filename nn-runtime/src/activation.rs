@@ -279,7 +279,8 @@ impl<T: Float> Elementwise<T> for GeluTanh {
         let k = T::of(GELU_CUBIC);
         let t = (c * (z + k * z * z * z)).tanh();
         let half = T::of(0.5);
-        half * (T::one() + t) + half * z * (T::one() - t * t) * c * (T::one() + T::of(3.0) * k * z * z)
+        half * (T::one() + t)
+            + half * z * (T::one() - t * t) * c * (T::one() + T::of(3.0) * k * z * z)
     }
 }
 
@@ -453,17 +454,25 @@ mod tests {
         check(Sigmoid);
         check(Tanh);
         check(Relu);
-        check(LeakyRelu { negative_slope: 0.1 });
+        check(LeakyRelu {
+            negative_slope: 0.1,
+        });
         check(Elu { alpha: 1.5 });
         check(Gelu);
         check(GeluTanh);
-        check(Softplus { beta: 2.0, threshold: 20.0 });
+        check(Softplus {
+            beta: 2.0,
+            threshold: 20.0,
+        });
         check(Silu);
     }
 
     #[test]
     fn stable_for_extreme_inputs() {
-        let sp = Softplus { beta: 1.0, threshold: 1e9 };
+        let sp = Softplus {
+            beta: 1.0,
+            threshold: 1e9,
+        };
         for &x in &[-1000.0f64, -100.0, 100.0, 1000.0] {
             for v in [
                 Sigmoid.value(x),

@@ -24,7 +24,12 @@ pub enum Init {
 
 impl Init {
     /// Draws one weight for a layer with the given fans.
-    pub fn sample<T: Float, R: Rng + ?Sized>(self, fan_in: usize, fan_out: usize, rng: &mut R) -> T {
+    pub fn sample<T: Float, R: Rng + ?Sized>(
+        self,
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut R,
+    ) -> T {
         let fi = fan_in.max(1) as f64;
         let fo = fan_out.max(1) as f64;
         let normal = |std: f64, rng: &mut R| match Normal::new(0.0, std) {

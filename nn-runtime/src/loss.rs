@@ -56,7 +56,8 @@ pub fn loss_on_output<T: Float, L: Loss<T> + ?Sized>(
     targets: Targets<'_, T>,
 ) -> Result<(T, GradientOf), LossError> {
     if loss.fuses_with(activation) {
-        let v = loss.fused_loss_and_grad(parts.logits, parts.output, parts.rows, targets, parts.grad)?;
+        let v =
+            loss.fused_loss_and_grad(parts.logits, parts.output, parts.rows, targets, parts.grad)?;
         Ok((v, GradientOf::Logits))
     } else {
         let v = loss.loss_and_grad(parts.output, parts.rows, targets, parts.grad)?;

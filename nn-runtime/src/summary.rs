@@ -37,9 +37,17 @@ impl fmt::Display for Summary {
         let w1 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(12);
         let w2 = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(7);
         let rule = "─".repeat(w0 + w1 + w2 + 4);
-        writeln!(f, "Model: {} ({}, input ({},))", self.name, self.scalar, self.inputs)?;
+        writeln!(
+            f,
+            "Model: {} ({}, input ({},))",
+            self.name, self.scalar, self.inputs
+        )?;
         writeln!(f, "{rule}")?;
-        writeln!(f, "{:<w0$}  {:<w1$}  {:>w2$}", "Layer", "Output shape", "Params")?;
+        writeln!(
+            f,
+            "{:<w0$}  {:<w1$}  {:>w2$}",
+            "Layer", "Output shape", "Params"
+        )?;
         writeln!(f, "{rule}")?;
         for (a, b, c) in &rows {
             writeln!(f, "{a:<w0$}  {b:<w1$}  {c:>w2$}")?;

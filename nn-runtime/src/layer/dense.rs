@@ -79,7 +79,18 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             }
             None => T::zero(),
         };
-        gemm(Op::N, Op::N, OUT, n, IN, T::one(), self.weight.as_slice(), x, beta, z);
+        gemm(
+            Op::N,
+            Op::N,
+            OUT,
+            n,
+            IN,
+            T::one(),
+            self.weight.as_slice(),
+            x,
+            beta,
+            z,
+        );
     }
 
     /// Backward through `Z = W X + b 1ᵀ` for a batch of `n`, given `dz = dL/dZ` (`OUT x n`):
@@ -171,7 +182,11 @@ mod tests {
             let fd = (loss(&p, &x) - loss(&m, &x)) / (2.0 * h);
             assert!((grad.weight.as_slice()[k] - fd).abs() < 1e-6);
         }
-        let db = grad.bias.as_ref().map(|b| b.as_slice().to_vec()).unwrap_or_default();
+        let db = grad
+            .bias
+            .as_ref()
+            .map(|b| b.as_slice().to_vec())
+            .unwrap_or_default();
         assert_eq!(db.len(), 3);
         for (i, d) in db.iter().enumerate() {
             assert!((d - (c[i] + c[3 + i])).abs() < 1e-12);
