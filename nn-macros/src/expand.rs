@@ -7,7 +7,7 @@
 use crate::ast::{DimAst, LayerKindAst, NetworkAst};
 use crate::diag::Diagnostics;
 use crate::ir::{Act, Dim, Init, Layer, LayerKind, Network, Scalar};
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
@@ -564,7 +564,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         train.push(marker(l));
         input_of.push(cur.clone());
         let w = &l.output;
-        let out = Self_out(l);
+        let out = Gen::out_buf(l);
         match &l.kind {
             LayerKind::Dense { activation, .. } => {
                 let f = &l.name;
@@ -591,7 +591,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 let mask = Gen::mask_buf(l);
                 let p = proc_macro2::Literal::f64_suffixed(*p);
                 train.push(quote! {
-                    #rt::layer::dropout_forward(#p, #cur, &mut #mask[..#w * n], &mut #out[..#w * n], rng);
+                    let p = if training { #p } else { 0.0 };
+                    #rt::layer::dropout_forward(p, #cur, &mut #mask[..#w * n], &mut #out[..#w * n], rng);
                 });
             }
             LayerKind::Activation(a) => {
@@ -607,7 +608,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     for (k, l) in net.layers.iter().enumerate().rev() {
         back.push(marker(l));
         let w = &l.output;
-        let out = Self_out(l);
+        let out = Gen::out_buf(l);
         let skip_act = if g.is_last(l) {
             quote!(wrt == #rt::GradientOf::Output)
         } else {
@@ -660,7 +661,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     }
 
     let logits = g.logits_buf();
-    let out_last = Self_out(&net.layers[net.layers.len() - 1]);
+    let out_last = Gen::out_buf(&net.layers[net.layers.len() - 1]);
     let out_act = match g.output_activation() {
         Act::Identity => quote!(#rt::OutputActivation::Identity),
         Act::Sigmoid => quote!(#rt::OutputActivation::Sigmoid),
@@ -804,6 +805,26 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 tape: &mut #tape_name,
                 rng: &mut R,
             ) {
+                self.record(x, tape, rng, true);
+            }
+
+            /// Inference-mode forward pass recorded in `tape` (dropout is the identity), so a
+            /// loss can be evaluated from the logits.
+            pub fn forward_eval(&self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name) {
+                // Dropout with p = 0 draws nothing: any rng will do.
+                self.record(x, tape, &mut <#rt::rand::rngs::StdRng as #rt::rand::SeedableRng>::seed_from_u64(0), false);
+            }
+
+            /// Runs every layer on a batch, recording outputs in `tape`; dropout draws masks
+            /// from `rng` when `training`, else is the identity.
+            #[allow(unused_variables)]
+            fn record<R: #rt::rand::Rng + ?Sized>(
+                &self,
+                x: #rt::BatchView<'_, #t, #input>,
+                tape: &mut #tape_name,
+                rng: &mut R,
+                training: bool,
+            ) {
                 let n = x.ncols();
                 tape.reserve(n);
                 let x = &x.as_slice()[..#input * n];
@@ -885,6 +906,10 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 #name::forward_train(self, x, tape, rng)
             }
 
+            fn forward_eval(&self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name) {
+                #name::forward_eval(self, x, tape)
+            }
+
             fn backward(&self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, wrt: #rt::GradientOf, grads: &mut #grads_name) {
                 #name::backward(self, x, tape, wrt, grads)
             }
@@ -907,12 +932,3 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         items
     }
 }
-
-/// The output buffer of a layer.
-#[allow(non_snake_case)]
-fn Self_out(l: &Layer) -> Ident {
-    Gen::out_buf(l)
-}
-
-#[allow(dead_code)]
-fn _span_unused(_: Span) {}

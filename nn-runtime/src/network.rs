@@ -202,6 +202,10 @@ pub trait Network<const IN: usize, const OUT: usize>:
         rng: &mut R,
     );
 
+    /// Inference-mode forward pass that records `tape` like [`Network::forward_train`] but with
+    /// dropout as the identity: evaluation with the loss's fused form (from the logits).
+    fn forward_eval(&self, x: BatchView<'_, Self::Scalar, IN>, tape: &mut Self::Tape);
+
     /// Backward pass: from the gradient in the tape's output-gradient buffer (taken with
     /// respect to `wrt`), writes the gradient of every parameter into `grads` (overwriting).
     /// `x` must be the batch given to the matching `forward_train`.
