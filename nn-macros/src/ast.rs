@@ -49,8 +49,6 @@ pub enum LayerKindAst {
 
 /// A `dense(...)` layer.
 pub struct DenseAst {
-    /// The `dense` keyword.
-    pub keyword: Ident,
     /// Input width.
     pub input: Option<DimAst>,
     /// Output width.
@@ -124,8 +122,6 @@ pub struct Number {
     pub value: f64,
     /// As written.
     pub text: String,
-    /// Whether it was written as an integer.
-    pub integer: bool,
     /// Tokens, for spans.
     pub tokens: TokenStream,
 }

@@ -171,9 +171,8 @@ fn check_overflow(layers: &[ir::Layer], span: Span, diag: &mut Diagnostics) -> O
         {
             let (i, o) = (*i as u128, *o as u128);
             params = params
-                .checked_add(i.checked_mul(o).unwrap_or(u128::MAX))
-                .and_then(|p| p.checked_add(if *bias { o } else { 0 }))
-                .unwrap_or(u128::MAX);
+                .saturating_add(i.saturating_mul(o))
+                .saturating_add(if *bias { o } else { 0 });
             if params > usize::MAX as u128 {
                 diag.error(
                     span,

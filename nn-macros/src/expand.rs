@@ -917,7 +917,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             fn for_each_param_grad(
                 &mut self,
                 grads: &#grads_name,
-                f: &mut dyn FnMut(&'static #rt::TensorInfo, &mut [#t], &[#t]),
+                f: &mut #rt::network::ParamGradVisitor<'_, #t>,
             ) {
                 #(#pairs)*
             }

@@ -145,7 +145,7 @@ fn layer(seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
         return invalid(raw_text, tokens);
     }
     match (name.to_string().as_str(), group) {
-        ("dense", Some(g)) => dense(name.clone(), &g, tokens, diag),
+        ("dense", Some(g)) => dense(&g, tokens, diag),
         ("dense", None) => {
             diag.error(
                 name.span(),
@@ -241,22 +241,21 @@ fn number(tokens: &[TokenTree]) -> Option<Number> {
         _ => return None,
     };
     let lit = syn::Lit::new(lit.clone());
-    let (value, integer) = match &lit {
-        syn::Lit::Int(i) => (i.base10_digits().parse::<f64>().ok()?, true),
-        syn::Lit::Float(f) => (f.base10_digits().parse::<f64>().ok()?, false),
+    let value = match &lit {
+        syn::Lit::Int(i) => i.base10_digits().parse::<f64>().ok()?,
+        syn::Lit::Float(f) => f.base10_digits().parse::<f64>().ok()?,
         _ => return None,
     };
     let sign = if neg { "-" } else { "" };
     Some(Number {
         value: if neg { -value } else { value },
         text: format!("{sign}{}", lit.to_token_stream()),
-        integer,
         tokens: stream(tokens),
     })
 }
 
 /// `dense(IN -> OUT, activation?, key = value, ...)`.
-fn dense(keyword: Ident, g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
+fn dense(g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
     let inner: Vec<TokenTree> = g.stream().into_iter().collect();
     let segs = split_commas(&inner);
     let (input, output) = dims(segs.first().map_or(&[][..], Vec::as_slice), g, diag);
@@ -342,7 +341,6 @@ fn dense(keyword: Ident, g: &Group, tokens: TokenStream, diag: &mut Diagnostics)
         text,
         tokens,
         kind: LayerKindAst::Dense(DenseAst {
-            keyword,
             input,
             output,
             activations,
