@@ -74,7 +74,8 @@ pub fn gemm<T: Float>(
 /// `y = W x + b` for one sample: `W` is `m x k` column-major, `x` has `k`, `y` and `b` have `m`.
 ///
 /// Walks `W` column by column (`y += x_j W[:, j]`), four columns at a time, so the inner loop
-/// is a contiguous multiply-add the compiler vectorizes.
+/// is a contiguous multiply-add the compiler vectorizes. On x86-64 processors with AVX2 and FMA
+/// (detected at run time) the same loop is compiled for those instructions.
 pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
     let m = y.len();
     let k = x.len();
@@ -83,22 +84,70 @@ pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
         Some(b) => y.copy_from_slice(&b[..m]),
         None => y.fill(T::zero()),
     }
-    let mut cols = w[..m * k].chunks_exact(4 * m);
-    let mut j = 0;
-    for quad in cols.by_ref() {
-        let (c0, rest) = quad.split_at(m);
-        let (c1, rest) = rest.split_at(m);
-        let (c2, c3) = rest.split_at(m);
-        let (x0, x1, x2, x3) = (x[j], x[j + 1], x[j + 2], x[j + 3]);
-        for i in 0..m {
-            y[i] += c0[i] * x0 + c1[i] * x1 + c2[i] * x2 + c3[i] * x3;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the processor supports the features `matvec_avx2` is compiled for.
+            unsafe { matvec_avx2(w, x, y) };
+            return;
         }
-        j += 4;
     }
-    for col in cols.remainder().chunks_exact(m) {
+    matvec_acc::<T, false>(w, x, y);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn matvec_avx2<T: Float>(w: &[T], x: &[T], y: &mut [T]) {
+    matvec_acc::<T, true>(w, x, y);
+}
+
+/// `y += W x`, eight columns at a time (so `y` is read and written once per eight columns),
+/// with fused multiply-adds when `FMA` (only where the processor has them: without hardware
+/// FMA `mul_add` is a slow library call).
+#[inline(always)]
+fn matvec_acc<T: Float, const FMA: bool>(w: &[T], x: &[T], y: &mut [T]) {
+    let m = y.len();
+    let k = x.len();
+    if m == 0 {
+        return;
+    }
+    let madd = |a: T, b: T, c: T| if FMA { a.mul_add(b, c) } else { a * b + c };
+    const B: usize = 8;
+    let mut blocks = w[..m * k].chunks_exact(B * m);
+    let mut j = 0;
+    for block in blocks.by_ref() {
+        let (c0, c1, c2, c3) = (
+            &block[..m],
+            &block[m..2 * m],
+            &block[2 * m..3 * m],
+            &block[3 * m..4 * m],
+        );
+        let (c4, c5, c6, c7) = (
+            &block[4 * m..5 * m],
+            &block[5 * m..6 * m],
+            &block[6 * m..7 * m],
+            &block[7 * m..8 * m],
+        );
+        let x = &x[j..j + B];
+        let y = &mut y[..m];
+        for i in 0..m {
+            let mut acc = y[i];
+            acc = madd(c0[i], x[0], acc);
+            acc = madd(c1[i], x[1], acc);
+            acc = madd(c2[i], x[2], acc);
+            acc = madd(c3[i], x[3], acc);
+            acc = madd(c4[i], x[4], acc);
+            acc = madd(c5[i], x[5], acc);
+            acc = madd(c6[i], x[6], acc);
+            acc = madd(c7[i], x[7], acc);
+            y[i] = acc;
+        }
+        j += B;
+    }
+    for col in blocks.remainder().chunks_exact(m) {
         let xj = x[j];
         for (yi, &wi) in y.iter_mut().zip(col) {
-            *yi += wi * xj;
+            *yi = madd(wi, xj, *yi);
         }
         j += 1;
     }
