@@ -13,6 +13,8 @@ mod diag;
 mod expand;
 mod ir;
 mod parse;
+#[cfg(test)]
+mod snapshots;
 mod suggest;
 
 use proc_macro::TokenStream;
