@@ -1,0 +1,7 @@
+use nn::prelude::*;
+
+network! {
+    Net < dense(2 -> 4, relu(0.1)), dense(4 -> 1, sigmoid) >
+}
+
+fn main() {}

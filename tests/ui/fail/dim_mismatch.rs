@@ -1,0 +1,7 @@
+use nn::prelude::*;
+
+network! {
+    Mnist < dense(784 -> 128, relu), dense(256 -> 10, softmax) >
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+use nn::prelude::*;
+
+network! {
+    Net < >
+}
+
+fn main() {}

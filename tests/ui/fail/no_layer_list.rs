@@ -1,0 +1,7 @@
+use nn::prelude::*;
+
+network! {
+    pub Net dense(2 -> 4, relu)
+}
+
+fn main() {}
