@@ -11,6 +11,8 @@ mod ast;
 mod check;
 mod diag;
 mod expand;
+#[cfg(test)]
+mod fuzz;
 mod ir;
 mod parse;
 #[cfg(test)]
