@@ -25,7 +25,11 @@ fn a_4096_wide_layer_trains_on_a_2_mib_stack() {
                 }
             });
             let y = net.predict(&SVector::<f32, 4096>::repeat(0.5));
-            (Big::PARAMS, y.iter().all(|v| v.is_finite()), grads.dense0.weight.as_slice().iter().any(|g| *g != 0.0))
+            (
+                Big::PARAMS,
+                y.iter().all(|v| v.is_finite()),
+                grads.dense0.weight.as_slice().iter().any(|g| *g != 0.0),
+            )
         })
         .expect("spawn a thread with a 2 MiB stack");
     let (params, finite, nonzero) = worker.join().expect("no stack overflow");

@@ -40,7 +40,10 @@ fn predict_and_forward_from_many_threads_match_one_thread() {
             })
             .collect();
         for h in handles {
-            assert!(h.join().expect("thread finished"), "a thread saw different results");
+            assert!(
+                h.join().expect("thread finished"),
+                "a thread saw different results"
+            );
         }
     });
     // predict and forward agree with each other as well.
