@@ -14,6 +14,8 @@ pub struct NetworkAst {
     pub name: Option<Ident>,
     /// The scalar type after `:`, if given.
     pub scalar: Option<Ident>,
+    /// Whether the part before the layer list parsed (else name and scalar are unknown).
+    pub header_ok: bool,
     /// The `<` opening the layer list.
     pub open: Span,
     /// The layers, in order.

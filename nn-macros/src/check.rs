@@ -4,7 +4,7 @@ use crate::ast::*;
 use crate::diag::Diagnostics;
 use crate::ir::{self, Act, ConstCheck, Dim, Init, LayerKind, Scalar, ACTIVATION_NAMES};
 use crate::suggest::did_you_mean;
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use std::collections::HashMap;
 
@@ -39,7 +39,7 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
     }
     let count = ast.layers.len();
     let mut counters: HashMap<String, usize> = HashMap::new();
-    let mut layers: Vec<Option<(ir::Layer, TokenStream)>> = Vec::with_capacity(count);
+    let mut layers: Vec<Option<Checked>> = Vec::with_capacity(count);
     for (i, layer) in ast.layers.iter().enumerate() {
         layers.push(check_layer(i, count, layer, &mut counters, diag));
     }
@@ -49,7 +49,7 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
             layers[i + 1..]
                 .iter()
                 .flatten()
-                .map(|(l, _)| &l.kind)
+                .map(|c| &c.layer.kind)
                 .find(|k| !matches!(k, LayerKind::Dropout { .. }))
                 .and_then(|k| match k {
                     LayerKind::Activation(a) => Some(*a),
@@ -62,17 +62,43 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
     let mut ok = true;
     let mut out = Vec::with_capacity(count);
     for (i, entry) in layers.into_iter().enumerate() {
-        let Some((mut layer, input_tokens)) = entry else {
+        let describe = format!("layer {} `{}`", i + 1, ast.layers[i].text);
+        let Some(Checked {
+            mut layer,
+            input_tokens,
+            explicit_init,
+        }) = entry
+        else {
             ok = false;
-            prev = None;
+            // Keep checking widths past a layer with other mistakes where its widths are known.
+            prev = match &ast.layers[i].kind {
+                LayerKindAst::Dense(d) => match (&d.input, &d.output) {
+                    (Some(input), Some(output)) => {
+                        if let (Some((width, from, _)), Some(known_input)) = (&prev, known(input)) {
+                            compare(
+                                width,
+                                &known_input,
+                                from,
+                                &describe,
+                                input.tokens(),
+                                &mut const_checks,
+                                diag,
+                            );
+                        }
+                        known(output).map(|o| (o, describe, i))
+                    }
+                    _ => None,
+                },
+                LayerKindAst::Dropout { .. } | LayerKindAst::Named(_) => prev,
+                LayerKindAst::Invalid => None,
+            };
             continue;
         };
-        let describe = format!("layer {} `{}`", i + 1, layer.text);
         match &mut layer.kind {
             LayerKind::Dense {
                 activation, init, ..
             } => {
-                if *init == Init::Xavier && *activation == Act::Identity {
+                if !explicit_init && *activation == Act::Identity {
                     if let Some(next) = following_act[i] {
                         *init = next.default_init();
                     }
@@ -116,7 +142,7 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
     if !ok || diag.has_errors() {
         return None;
     }
-    check_overflow(&out, ast.open, diag)?;
+    check_overflow(&out, diag)?;
     let anonymous = ast.name.is_none();
     Some(ir::Network {
         attrs: ast.attrs,
@@ -129,6 +155,24 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
         layers: out,
         const_checks,
     })
+}
+
+/// What one layer checked to on its own.
+struct Checked {
+    layer: ir::Layer,
+    /// Tokens of a dense layer's input width, for errors about it.
+    input_tokens: TokenStream,
+    /// Whether the DSL gave `init` (else it follows the activation).
+    explicit_init: bool,
+}
+
+/// A width as far as the macro knows it, if valid.
+fn known(d: &DimAst) -> Option<Dim> {
+    match d {
+        DimAst::Lit(_, 0) => None,
+        DimAst::Lit(_, v) => usize::try_from(*v).ok().map(Dim::Lit),
+        DimAst::Path(p) => Some(Dim::Path(p.clone())),
+    }
 }
 
 /// Compares the previous layer's output width with a dense layer's input width.
@@ -163,7 +207,7 @@ fn compare(
 }
 
 /// Refuses widths whose parameter count or multiply-adds would overflow `usize`.
-fn check_overflow(layers: &[ir::Layer], span: Span, diag: &mut Diagnostics) -> Option<()> {
+fn check_overflow(layers: &[ir::Layer], diag: &mut Diagnostics) -> Option<()> {
     let mut params: u128 = 0;
     for l in layers {
         if let (LayerKind::Dense { bias, .. }, Dim::Lit(i), Dim::Lit(o)) =
@@ -174,14 +218,14 @@ fn check_overflow(layers: &[ir::Layer], span: Span, diag: &mut Diagnostics) -> O
                 .saturating_add(i.saturating_mul(o))
                 .saturating_add(if *bias { o } else { 0 });
             if params > usize::MAX as u128 {
-                diag.error(
-                    span,
+                diag.push(syn::Error::new_spanned(
+                    &l.tokens,
                     format!(
                         "layer {} `{}`: the network's parameter count overflows usize\nhelp: use smaller widths",
                         l.position + 1,
                         l.text
                     ),
-                );
+                ));
                 return None;
             }
         }
@@ -196,7 +240,7 @@ fn check_layer(
     layer: &LayerAst,
     counters: &mut HashMap<String, usize>,
     diag: &mut Diagnostics,
-) -> Option<(ir::Layer, TokenStream)> {
+) -> Option<Checked> {
     let describe = format!("layer {} `{}`", i + 1, layer.text);
     let is_last = i + 1 == count;
     let mut name = |kind: &str| {
@@ -247,11 +291,12 @@ fn check_layer(
                 return None;
             }
             let input_tokens = d.input.as_ref().map(DimAst::tokens).unwrap_or_default();
-            Some((
-                ir::Layer {
+            Some(Checked {
+                layer: ir::Layer {
                     position: i,
                     name: name("dense"),
                     text: layer.text.clone(),
+                    tokens: layer.tokens.clone(),
                     input,
                     output,
                     kind: LayerKind::Dense {
@@ -263,7 +308,8 @@ fn check_layer(
                     },
                 },
                 input_tokens,
-            ))
+                explicit_init: opts.init.is_some(),
+            })
         }
         LayerKindAst::Dropout { keyword, p } => {
             let p = p.as_ref()?;
@@ -286,17 +332,19 @@ fn check_layer(
                 );
                 return None;
             }
-            Some((
-                ir::Layer {
+            Some(Checked {
+                layer: ir::Layer {
                     position: i,
                     name: name("dropout"),
                     text: layer.text.clone(),
+                    tokens: layer.tokens.clone(),
                     input: Dim::Lit(0),
                     output: Dim::Lit(0),
                     kind: LayerKind::Dropout { p: p.value },
                 },
-                TokenStream::new(),
-            ))
+                input_tokens: TokenStream::new(),
+                explicit_init: false,
+            })
         }
         LayerKindAst::Named(call) => {
             let known = ACTIVATION_NAMES.contains(&call.name.to_string().as_str());
@@ -320,17 +368,19 @@ fn check_layer(
                 softmax_error(&call.tokens, &describe, diag);
                 return None;
             }
-            Some((
-                ir::Layer {
+            Some(Checked {
+                layer: ir::Layer {
                     position: i,
                     name: name(act.name()),
                     text: layer.text.clone(),
+                    tokens: layer.tokens.clone(),
                     input: Dim::Lit(0),
                     output: Dim::Lit(0),
                     kind: LayerKind::Activation(act),
                 },
-                TokenStream::new(),
-            ))
+                input_tokens: TokenStream::new(),
+                explicit_init: false,
+            })
         }
     }
 }
@@ -615,7 +665,7 @@ mod tests {
     #[test]
     fn other_errors() {
         for (input, want) in [
-            (quote!(N), "empty network"),
+            (quote! { N < > }, "empty network"),
             (
                 quote!(N < relu, dense(2 -> 1) >),
                 "the first layer must be `dense`",

@@ -43,22 +43,36 @@ pub fn network(input: TokenStream, rt: &TokenStream) -> TokenStream {
         return diag.to_compile_errors();
     };
     let fallback = stand_in(&ast, rt);
+    let anonymous = ast.name.is_none() && ast.header_ok;
     match crate::check::network(ast, &mut diag) {
         Some(net) if !diag.has_errors() => generate(&net, rt),
         _ => {
             let errors = diag.to_compile_errors();
-            quote!(#errors #fallback)
+            if anonymous {
+                // Expression position: the errors become statements of the stand-in's block.
+                quote!({ #errors #fallback })
+            } else {
+                quote!(#errors #fallback)
+            }
         }
     }
 }
 
-/// After an error: a type with the network's name (and, where the widths are known, its
-/// `new`, `predict` and `forward` signatures), so only the real errors are reported.
+/// After an error: a type with the network's name and attributes (and, where the widths are
+/// known, the signatures of `new`, `predict` and `forward` and the width consts), so only the
+/// real errors are reported, not follow-on errors in code that uses the network. The
+/// anonymous form becomes a block that evaluates to such a stand-in. After a header error
+/// (name unknown) nothing but the errors is emitted.
 fn stand_in(ast: &NetworkAst, rt: &TokenStream) -> TokenStream {
-    let Some(name) = &ast.name else {
-        return quote!(::core::unreachable!());
-    };
-    let vis = &ast.vis;
+    if !ast.header_ok {
+        return TokenStream::new();
+    }
+    let anonymous = ast.name.is_none();
+    let name = ast
+        .name
+        .clone()
+        .unwrap_or_else(|| format_ident!("AnonymousNetwork"));
+    let (vis, attrs) = (&ast.vis, &ast.attrs);
     let dense: Vec<_> = ast
         .layers
         .iter()
@@ -85,11 +99,11 @@ fn stand_in(ast: &NetworkAst, rt: &TokenStream) -> TokenStream {
         (Some(i), Some(o)) => {
             let (i, o) = (dim(i), dim(o));
             quote! {
-                #[allow(missing_docs, unused_variables)]
+                pub const INPUTS: usize = #i;
+                pub const OUTPUTS: usize = #o;
                 pub fn predict(&self, x: &#rt::nalgebra::SVector<#scalar, #i>) -> #rt::nalgebra::SVector<#scalar, #o> {
                     ::core::unreachable!()
                 }
-                #[allow(missing_docs, unused_variables)]
                 pub fn forward(&self, x: &#rt::Batch<#scalar, #i>) -> #rt::Batch<#scalar, #o> {
                     ::core::unreachable!()
                 }
@@ -97,16 +111,32 @@ fn stand_in(ast: &NetworkAst, rt: &TokenStream) -> TokenStream {
         }
         _ => quote!(),
     };
-    quote! {
+    let items = quote! {
+        #(#attrs)*
         #[allow(missing_docs, dead_code)]
         #vis struct #name {}
-        #[allow(missing_docs, dead_code)]
+        #[allow(missing_docs, dead_code, unused_variables)]
         impl #name {
             pub fn new<R: ?Sized>(rng: &mut R) -> Self {
                 ::core::unreachable!()
             }
             #io
         }
+    };
+    if anonymous {
+        quote!({ #items #name::new(&mut ()) })
+    } else {
+        items
+    }
+}
+
+/// `a + b + c` (or `0` for no terms).
+fn join_sum(terms: impl Iterator<Item = TokenStream>) -> TokenStream {
+    let terms: Vec<TokenStream> = terms.collect();
+    if terms.is_empty() {
+        quote!(0)
+    } else {
+        quote!(#(#terms)+*)
     }
 }
 
@@ -122,7 +152,9 @@ fn doc(text: impl AsRef<str>) -> TokenStream {
     quote!(#[doc = #text])
 }
 
-/// A `// Layer k: text` marker in generated function bodies, readable in `cargo expand`.
+/// A `let _ = "Layer k: text";` marker opening each layer's code in generated function
+/// bodies: comments do not survive macro expansion, so this is how `cargo expand` shows
+/// which DSL layer the following lines come from.
 fn marker(layer: &Layer) -> TokenStream {
     let text = format!("Layer {}: `{}`", layer.position + 1, layer.text);
     quote!(let _ = #text;)
@@ -172,7 +204,7 @@ impl Gen<'_> {
             Init::Lecun => quote!(#rt::init::Init::Lecun),
             Init::Zeros => quote!(#rt::init::Init::Zeros),
             Init::Normal(s) => {
-                let s = proc_macro2::Literal::f64_suffixed(s);
+                let s = proc_macro2::Literal::f64_unsuffixed(s);
                 quote!(#rt::init::Init::Normal(#s))
             }
         }
@@ -310,7 +342,7 @@ impl Gen<'_> {
                 _ => quote!(#i * #o),
             }
         });
-        quote!(0 #(+ #terms)*)
+        join_sum(terms)
     }
 
     fn flops_expr(&self) -> TokenStream {
@@ -318,7 +350,7 @@ impl Gen<'_> {
             let (i, o) = (&l.input, &l.output);
             quote!(#i * #o)
         });
-        quote!(0 #(+ #terms)*)
+        join_sum(terms)
     }
 
     fn tensors(&self) -> Vec<(TokenStream, Ident, bool)> {
@@ -331,21 +363,21 @@ impl Gen<'_> {
             };
             let (i, o) = (&l.input, &l.output);
             let (l1, l2) = (
-                proc_macro2::Literal::f64_suffixed(l1),
-                proc_macro2::Literal::f64_suffixed(l2),
+                proc_macro2::Literal::f64_unsuffixed(l1),
+                proc_macro2::Literal::f64_unsuffixed(l2),
             );
-            let index = out.len();
+            let index_lit = proc_macro2::Literal::usize_unsuffixed(out.len());
             let name = format!("{}.weight", l.name);
             out.push((
-                quote!(#rt::TensorInfo { index: #index, name: #name, rows: #o, cols: #i, is_bias: false, l1: #l1, l2: #l2 }),
+                            quote!(#rt::TensorInfo { index: #index_lit, name: #name, rows: #o, cols: #i, is_bias: false, l1: #l1, l2: #l2 }),
                 l.name.clone(),
                 false,
             ));
             if bias {
-                let index = out.len();
+                let index_lit = proc_macro2::Literal::usize_unsuffixed(out.len());
                 let name = format!("{}.bias", l.name);
                 out.push((
-                    quote!(#rt::TensorInfo { index: #index, name: #name, rows: #o, cols: 1, is_bias: true, l1: #l1, l2: #l2 }),
+                                    quote!(#rt::TensorInfo { index: #index_lit, name: #name, rows: #o, cols: 1, is_bias: true, l1: #l1, l2: #l2 }),
                     l.name.clone(),
                     true,
                 ));
@@ -403,7 +435,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let t = net.scalar;
     let name = &net.name;
     let vis = &net.vis;
-    let attrs = &net.attrs;
+    let (user_docs, other_attrs): (Vec<_>, Vec<_>) =
+        net.attrs.iter().partition(|a| a.path().is_ident("doc"));
     let grads_name = format_ident!("{}Gradients", name);
     let tape_name = format_ident!("{}Tape", name);
     let dsl = net.dsl();
@@ -432,8 +465,12 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let fields = dense.iter().map(|l| {
         let ty = g.dense_type(l);
         let f = &l.name;
+        let bias = match l.kind {
+            LayerKind::Dense { bias: false, .. } => "no bias",
+            _ => "bias",
+        };
         let d = doc(format!(
-            "Layer {}: `{}` — weights `{} x {}` and bias.",
+            "Layer {}: `{}` — weights `{} x {}` and {bias}.",
             l.position + 1,
             l.text,
             l.output.text(),
@@ -589,7 +626,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             }
             LayerKind::Dropout { p } => {
                 let mask = Gen::mask_buf(l);
-                let p = proc_macro2::Literal::f64_suffixed(*p);
+                let p = proc_macro2::Literal::f64_unsuffixed(*p);
                 train.push(quote! {
                     let p = if training { #p } else { 0.0 };
                     #rt::layer::dropout_forward(p, #cur, &mut #mask[..#w * n], &mut #out[..#w * n], rng);
@@ -609,10 +646,14 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         back.push(marker(l));
         let w = &l.output;
         let out = Gen::out_buf(l);
-        let skip_act = if g.is_last(l) {
-            quote!(wrt == #rt::GradientOf::Output)
-        } else {
-            quote!(true)
+        // Only the output layer's activation is skipped, when the loss gave the gradient with
+        // respect to the logits.
+        let guard = |call: TokenStream| {
+            if g.is_last(l) {
+                quote!(if wrt == #rt::GradientOf::Output { #call })
+            } else {
+                call
+            }
         };
         match &l.kind {
             LayerKind::Dense { activation, .. } => {
@@ -628,7 +669,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                         "backward",
                         quote!(&#z[..#w * n], &#out[..#w * n], &mut #grad[..#w * n], #w),
                     );
-                    back.push(quote!(if #skip_act { #call }));
+                    back.push(guard(call));
                 }
                 let input = &input_of[k];
                 if l.position == 0 {
@@ -655,7 +696,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                     "backward",
                     quote!(#input, &#out[..#w * n], &mut #grad[..#w * n], #w),
                 );
-                back.push(quote!(if #skip_act { #call }));
+                back.push(guard(call));
             }
         }
     }
@@ -713,8 +754,9 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let forward_result = forward_result.unwrap_or_else(|| format_ident!("x"));
 
     let items = quote! {
-        #(#attrs)*
+                #(#user_docs)*
         #(#struct_docs)*
+        #(#other_attrs)*
         #vis struct #name {
             #(#fields)*
         }
@@ -811,8 +853,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             /// Inference-mode forward pass recorded in `tape` (dropout is the identity), so a
             /// loss can be evaluated from the logits.
             pub fn forward_eval(&self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name) {
-                // Dropout with p = 0 draws nothing: any rng will do.
-                self.record(x, tape, &mut <#rt::rand::rngs::StdRng as #rt::rand::SeedableRng>::seed_from_u64(0), false);
+                self.record(x, tape, &mut #rt::layer::NoDraws, false);
             }
 
             /// Runs every layer on a batch, recording outputs in `tape`; dropout draws masks

@@ -104,6 +104,8 @@ pub struct Layer {
     pub name: Ident,
     /// Canonical DSL text.
     pub text: String,
+    /// The layer's tokens, for error spans.
+    pub tokens: TokenStream,
     /// Input width.
     pub input: Dim,
     /// Output width.

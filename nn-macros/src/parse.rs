@@ -23,11 +23,11 @@ pub fn network(input: TokenStream, diag: &mut Diagnostics) -> Option<NetworkAst>
     };
     let header: TokenStream = tokens[..open].iter().cloned().collect();
     let open_span = tokens[open].span();
-    let (attrs, vis, name, scalar) = match header_parser.parse2(header) {
-        Ok(h) => h,
+    let (attrs, vis, name, scalar, header_ok) = match header_parser.parse2(header) {
+        Ok((attrs, vis, name, scalar)) => (attrs, vis, name, scalar, true),
         Err(e) => {
             diag.push(e);
-            (Vec::new(), Visibility::Inherited, None, None)
+            (Vec::new(), Visibility::Inherited, None, None, false)
         }
     };
     let body = &tokens[open + 1..];
@@ -35,20 +35,25 @@ pub fn network(input: TokenStream, diag: &mut Diagnostics) -> Option<NetworkAst>
         Some(t) if is_punct(t, '>') => &body[..body.len() - 1],
         last => {
             let span = last.map_or(open_span, TokenTree::span);
-            diag.error(span, "expected `>` closing the layer list opened here");
+            diag.error(
+                span,
+                "expected `>` after the last layer, to close the layer list\nhelp: `Name < dense(4 -> 2, relu), ... >`",
+            );
             body
         }
     };
     let layers = split_commas(body)
         .into_iter()
         .filter(|seg| !seg.is_empty())
-        .map(|seg| layer(seg, diag))
+        .enumerate()
+        .map(|(i, seg)| layer(i, seg, diag))
         .collect();
     Some(NetworkAst {
         attrs,
         vis,
         name,
         scalar,
+        header_ok,
         open: open_span,
         layers,
     })
@@ -108,19 +113,30 @@ fn stream(tokens: &[TokenTree]) -> TokenStream {
     tokens.iter().cloned().collect()
 }
 
-/// One layer: `name` or `name(args)`.
-fn layer(seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
+/// Token text without the spaces `to_string` puts inside calls: `dense(2 -> 4, relu)`.
+fn compact(tokens: &TokenStream) -> String {
+    tokens
+        .to_string()
+        .replace(" (", "(")
+        .replace("( ", "(")
+        .replace(" )", ")")
+        .replace(" ,", ",")
+}
+
+/// One layer: `name` or `name(args)`; `i` is its position, from 0.
+fn layer(i: usize, seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
     let tokens = stream(&seg);
     let invalid = |text: String, tokens: TokenStream| LayerAst {
         text,
         tokens,
         kind: LayerKindAst::Invalid,
     };
-    let raw_text = tokens.to_string();
+    let raw_text = compact(&tokens);
+    let ctx = format!("layer {} `{raw_text}`", i + 1);
     let TokenTree::Ident(name) = &seg[0] else {
         diag.push(syn::Error::new_spanned(
             &tokens,
-            format!("expected a layer (`dense`, `dropout` or an activation such as `relu`), found `{raw_text}`"),
+            format!("layer {}: expected a layer, found `{raw_text}`\nhelp: layers are `dense(IN -> OUT, ...)`, `dropout(p)` or an activation such as `relu`", i + 1),
         ));
         return invalid(raw_text, tokens);
     };
@@ -131,7 +147,7 @@ fn layer(seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
             diag.error(
                 other.span(),
                 format!(
-                    "expected `(` or `,` after `{name}`, found `{other}`\nhelp: layers are separated by commas: `dense(2 -> 4, relu), dropout(0.5)`"
+                    "{ctx}: expected `(` or `,` after `{name}`, found `{other}`\nhelp: layers are separated by commas: `dense(2 -> 4, relu), dropout(0.5)`"
                 ),
             );
             return invalid(raw_text, tokens);
@@ -140,16 +156,16 @@ fn layer(seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
     if let Some(extra) = seg.get(2) {
         diag.error(
             extra.span(),
-            format!("expected `,` between layers, found `{extra}`"),
+            format!("{ctx}: expected `,` between layers, found `{extra}`\nhelp: separate layers with commas: `dense(2 -> 4, relu), dropout(0.5)`"),
         );
         return invalid(raw_text, tokens);
     }
     match (name.to_string().as_str(), group) {
-        ("dense", Some(g)) => dense(&g, tokens, diag),
+        ("dense", Some(g)) => dense(&ctx, &g, tokens, diag),
         ("dense", None) => {
             diag.error(
                 name.span(),
-                "`dense` needs its widths: `dense(IN -> OUT, activation)`",
+                format!("{ctx}: `dense` needs its widths\nhelp: write `dense(IN -> OUT, activation)`, e.g. `dense(784 -> 128, relu)`"),
             );
             invalid(raw_text, tokens)
         }
@@ -158,19 +174,23 @@ fn layer(seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
                 None => {
                     diag.error(
                         name.span(),
-                        "`dropout` needs its drop probability: `dropout(0.5)`",
+                        format!("{ctx}: `dropout` needs its drop probability\nhelp: write e.g. `dropout(0.5)`"),
                     );
                     None
                 }
                 Some(g) => {
                     let inner: Vec<TokenTree> = g.stream().into_iter().collect();
-                    let p = number(&inner);
+                    let p = match split_commas(&inner).as_slice() {
+                        [one] => number(one),
+                        _ => None,
+                    };
                     if p.is_none() {
+                        let found = g.stream();
                         diag.push(syn::Error::new_spanned(
-                            g.stream(),
+                            if found.is_empty() { g.to_token_stream() } else { found.clone() },
                             format!(
-                                "expected the drop probability as a number in [0, 1), found `{}`",
-                                g.stream()
+                                "{ctx}: expected the drop probability as one number in [0, 1), found `{}`\nhelp: write e.g. `dropout(0.5)`",
+                                compact(&found)
                             ),
                         ));
                     }
@@ -190,7 +210,7 @@ fn layer(seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
                 },
             }
         }
-        (_, g) => match call(name.clone(), g.as_ref(), diag) {
+        (_, g) => match call(&ctx, name.clone(), g.as_ref(), diag) {
             Some(c) => LayerAst {
                 text: c.text(),
                 tokens,
@@ -202,7 +222,7 @@ fn layer(seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
 }
 
 /// `name` or `name(n, ...)` with numeric arguments.
-fn call(name: Ident, group: Option<&Group>, diag: &mut Diagnostics) -> Option<CallAst> {
+fn call(ctx: &str, name: Ident, group: Option<&Group>, diag: &mut Diagnostics) -> Option<CallAst> {
     let mut tokens = name.to_token_stream();
     let args = match group {
         None => None,
@@ -221,7 +241,7 @@ fn call(name: Ident, group: Option<&Group>, diag: &mut Diagnostics) -> Option<Ca
                             } else {
                                 s.clone()
                             },
-                            format!("expected a number as argument of `{name}`, found `{s}`"),
+                            format!("{ctx}: expected a number as argument of `{name}`, found `{}`\nhelp: arguments are numbers, e.g. `leaky_relu(0.2)` or `normal(0.01)`", compact(&s)),
                         ));
                         return None;
                     }
@@ -255,10 +275,10 @@ fn number(tokens: &[TokenTree]) -> Option<Number> {
 }
 
 /// `dense(IN -> OUT, activation?, key = value, ...)`.
-fn dense(g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
+fn dense(ctx: &str, g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
     let inner: Vec<TokenTree> = g.stream().into_iter().collect();
     let segs = split_commas(&inner);
-    let (input, output) = dims(segs.first().map_or(&[][..], Vec::as_slice), g, diag);
+    let (input, output) = dims(ctx, segs.first().map_or(&[][..], Vec::as_slice), g, diag);
     let mut activations = Vec::new();
     let mut options = Vec::new();
     for seg in segs.iter().skip(1) {
@@ -266,14 +286,14 @@ fn dense(g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
             let TokenTree::Ident(key) = &seg[0] else {
                 diag.push(syn::Error::new_spanned(
                     stream(seg),
-                    "expected an option name before `=` (`init`, `bias`, `l1` or `l2`)",
+                    format!("{ctx}: expected an option name before `=`\nhelp: options are `init`, `bias`, `l1` and `l2`, e.g. `l2 = 1e-4`"),
                 ));
                 continue;
             };
             if eq != 1 {
                 diag.push(syn::Error::new_spanned(
                     stream(seg),
-                    format!("expected `{key} = value`"),
+                    format!("{ctx}: expected `{key} = value`, found `{}`\nhelp: write one option per comma, e.g. `init = he, l2 = 1e-4`", compact(&stream(seg))),
                 ));
                 continue;
             }
@@ -290,7 +310,7 @@ fn dense(g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
                     [TokenTree::Ident(i), TokenTree::Group(g)]
                         if g.delimiter() == Delimiter::Parenthesis =>
                     {
-                        match call(i.clone(), Some(g), diag) {
+                        match call(ctx, i.clone(), Some(g), diag) {
                             Some(c) => OptionValue::Call(c),
                             None => continue,
                         }
@@ -306,22 +326,22 @@ fn dense(g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
         } else {
             match seg.as_slice() {
                 [TokenTree::Ident(name)] => {
-                    if let Some(c) = call(name.clone(), None, diag) {
+                    if let Some(c) = call(ctx, name.clone(), None, diag) {
                         activations.push(c);
                     }
                 }
                 [TokenTree::Ident(name), TokenTree::Group(g)]
                     if g.delimiter() == Delimiter::Parenthesis =>
                 {
-                    if let Some(c) = call(name.clone(), Some(g), diag) {
+                    if let Some(c) = call(ctx, name.clone(), Some(g), diag) {
                         activations.push(c);
                     }
                 }
                 other => diag.push(syn::Error::new_spanned(
                     stream(other),
                     format!(
-                        "expected an activation (such as `relu`) or an option `key = value`, found `{}`",
-                        stream(other)
+                        "{ctx}: expected an activation or an option `key = value`, found `{}`\nhelp: e.g. `dense(784 -> 128, relu, init = he, l2 = 1e-4)`",
+                        compact(&stream(other))
                     ),
                 )),
             }
@@ -350,7 +370,12 @@ fn dense(g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> LayerAst {
 }
 
 /// `IN -> OUT`.
-fn dims(seg: &[TokenTree], g: &Group, diag: &mut Diagnostics) -> (Option<DimAst>, Option<DimAst>) {
+fn dims(
+    ctx: &str,
+    seg: &[TokenTree],
+    g: &Group,
+    diag: &mut Diagnostics,
+) -> (Option<DimAst>, Option<DimAst>) {
     let arrow = seg.windows(2).position(|w| {
         matches!(&w[0], TokenTree::Punct(p) if p.as_char() == '-' && p.spacing() == Spacing::Joint)
             && is_punct(&w[1], '>')
@@ -364,28 +389,30 @@ fn dims(seg: &[TokenTree], g: &Group, diag: &mut Diagnostics) -> (Option<DimAst>
         diag.push(syn::Error::new_spanned(
             span_tokens,
             format!(
-                "expected the layer's widths `IN -> OUT`, found `{}`\nhelp: write e.g. `dense(784 -> 128, relu)`",
-                stream(seg)
+                "{ctx}: expected the layer's widths `IN -> OUT`, found `{}`\nhelp: write e.g. `dense(784 -> 128, relu)`",
+                compact(&stream(seg))
             ),
         ));
         return (None, None);
     };
-    let input = dim(&seg[..arrow], &seg[arrow], "input", diag);
-    let output = dim(&seg[arrow + 2..], &seg[arrow + 1], "output", diag);
+    let input = dim(ctx, &seg[..arrow], &seg[arrow], "input", diag);
+    let output = dim(ctx, &seg[arrow + 2..], &seg[arrow + 1], "output", diag);
     (input, output)
 }
 
 /// An integer literal or a path to a const.
 fn dim(
+    ctx: &str,
     tokens: &[TokenTree],
     near: &TokenTree,
     which: &str,
     diag: &mut Diagnostics,
 ) -> Option<DimAst> {
+    const HELP: &str = "help: widths are integer literals such as `128` or paths to `const` items such as `HIDDEN`";
     if tokens.is_empty() {
         diag.error(
             near.span(),
-            format!("expected the {which} width next to `->`"),
+            format!("{ctx}: expected the {which} width next to `->`\n{HELP}"),
         );
         return None;
     }
@@ -397,7 +424,7 @@ fn dim(
                     Err(_) => {
                         diag.error(
                             l.span(),
-                            format!("{which} width `{l}` is too large for any machine"),
+                            format!("{ctx}: the {which} width `{l}` is too large for any machine"),
                         );
                         None
                     }
@@ -406,9 +433,7 @@ fn dim(
             _ => {
                 diag.error(
                     l.span(),
-                    format!(
-                        "expected the {which} width as a positive integer or a path to a `const`, found `{l}`"
-                    ),
+                    format!("{ctx}: expected the {which} width as a positive integer or a path to a `const`, found `{l}`\n{HELP}"),
                 );
                 None
             }
@@ -421,7 +446,8 @@ fn dim(
             diag.push(syn::Error::new_spanned(
                 &s,
                 format!(
-                    "expected the {which} width as a positive integer or a path to a `const`, found `{s}`"
+                    "{ctx}: expected the {which} width as a positive integer or a path to a `const`, found `{}`\n{HELP}",
+                    compact(&s)
                 ),
             ));
             None

@@ -10,8 +10,8 @@ sections = [
  ("Syntax: the definition's shape", [
   ("no_layer_list", "No `<` opens a layer list."),
   ("missing_closing_bracket", "The layer list is not closed by `>`."),
-  ("header_extra_tokens", "Tokens between the name and `<` that are not `: f32`/`: f64`. *Known issue*: two follow-on errors spanning the whole call."),
-  ("scalar_not_a_type", "Something other than a type name after `:`. *Known issue*: two follow-on errors spanning the whole call."),
+  ("header_extra_tokens", "Tokens between the name and `<` that are not `: f32`/`: f64`."),
+  ("scalar_not_a_type", "Something other than a type name after `:`."),
   ("empty_network", "No layer between `<` and `>`."),
  ]),
  ("Syntax: layers", [
@@ -79,8 +79,8 @@ sections = [
   ("wrong_scalar_type", "An `f64` network takes `f64` inputs."),
   ("generic_wrong_dims", "A network implements `Network<IN, OUT>` only for its own widths."),
   ("stand_in_no_cascade", "After a DSL error the macro still defines a stand-in type with `new`, `predict` and `forward` (where the widths parsed), so code using the network reports nothing more."),
-  ("stand_in_keeps_no_attributes", "*Known issue*: the stand-in does not carry the definition's attributes, so a derived trait used later is a follow-on error."),
-  ("anonymous_dim_mismatch", "*Known issue*: in the anonymous form, an error comes with three follow-on parse errors."),
+  ("stand_in_keeps_attributes", "The stand-in keeps the definition's attributes, so a derived trait used later is no follow-on error."),
+  ("anonymous_dim_mismatch", "In the anonymous form an error is reported alone: the expression becomes a stand-in block."),
  ]),
 ]
 seen = set()
@@ -102,7 +102,7 @@ stand-in type of the network's name, so code that uses the network reports no fo
 
 Paths and line numbers in the outputs are those of the test files; the examples below omit
 their `//` comments (the known-issue cases begin with one, so their line numbers are off by
-the comment's length). Cases marked *known issue* record behavior reported for fixing.
+the comment's length).
 
 ## Contents
 """)

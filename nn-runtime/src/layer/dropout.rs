@@ -31,6 +31,23 @@ pub fn dropout_forward<T: Float, R: Rng + ?Sized>(
     }
 }
 
+/// The random source of inference-mode passes, which draw nothing (dropout with `p = 0`
+/// returns before drawing). It yields zeros if ever asked.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoDraws;
+
+impl rand::RngCore for NoDraws {
+    fn next_u32(&mut self) -> u32 {
+        0
+    }
+    fn next_u64(&mut self) -> u64 {
+        0
+    }
+    fn fill_bytes(&mut self, dst: &mut [u8]) {
+        dst.fill(0);
+    }
+}
+
 /// Backward of inverted dropout in place: `grad ← grad ⊙ mask`.
 pub fn dropout_backward<T: Float>(mask: &[T], grad: &mut [T]) {
     for (g, &m) in grad.iter_mut().zip(mask) {

@@ -1,5 +1,5 @@
-// KNOWN ISSUE (reported to the lead): in expression position the errors and the stand-in
-// are not wrapped in a block, so rustc adds three parse errors around the real one.
+// In the anonymous form, a width mismatch is the only error: the stand-in block keeps
+// `net.predict` from adding follow-on errors.
 use nn::prelude::*;
 
 fn main() {

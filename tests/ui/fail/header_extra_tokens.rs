@@ -1,5 +1,4 @@
-// KNOWN ISSUE (reported to the lead): after a header error the stand-in is the anonymous
-// form's `::core::unreachable!()`, which adds two errors spanning the whole macro call.
+// Extra tokens before the layer list: only this error is reported.
 use nn::prelude::*;
 
 network! {
