@@ -1,1 +1,50 @@
-//! (in progress)
+//! Training: the [`Trainer`] loop, its [`History`], progress output and callbacks.
+
+mod history;
+mod progress;
+mod trainer;
+
+pub use history::{EpochRecord, History, Metrics, StopReason};
+pub use progress::Progress;
+pub use trainer::{evaluate, BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping, Monitor, Trainer};
+
+use crate::data::DataError;
+use crate::loss::LossError;
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A setting is invalid or the data does not fit the network.
+    #[error("invalid training setup: {0}")]
+    Config(String),
+    /// The data could not be used.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// The loss refused a batch.
+    #[error("epoch {epoch}, batch {batch}: {source}")]
+    Loss {
+        /// Epoch, from 1 (0 during evaluation).
+        epoch: usize,
+        /// Batch within the epoch.
+        batch: usize,
+        /// The loss's error.
+        source: LossError,
+    },
+    /// An optimizer, penalty or schedule setting is invalid.
+    #[error(transparent)]
+    Optimizer(#[from] crate::optim::OptimError),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Persist(#[from] crate::persist::PersistError),
+    /// The loss or a gradient became NaN or infinite; the network keeps the weights it had
+    /// before this batch.
+    #[error("epoch {epoch}, batch {batch}: the {what} is not finite (NaN or infinite); training stopped with the weights of the previous step")]
+    NonFinite {
+        /// Epoch, from 1.
+        epoch: usize,
+        /// Batch within the epoch.
+        batch: usize,
+        /// `loss` or `gradient`.
+        what: &'static str,
+    },
+}

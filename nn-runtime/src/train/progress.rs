@@ -1,0 +1,63 @@
+//! Progress output: a bar per epoch on a terminal, plain lines elsewhere.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+
+/// How training reports progress on standard error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Progress {
+    /// A progress bar when standard error is a terminal, else one line per epoch.
+    #[default]
+    Auto,
+    /// One line per epoch, never a bar (logs, CI).
+    Lines,
+    /// Nothing.
+    Off,
+}
+
+/// The reporter for one epoch.
+pub(crate) struct EpochProgress {
+    bar: Option<ProgressBar>,
+    lines: bool,
+}
+
+impl EpochProgress {
+    pub(crate) fn start(mode: Progress, epoch: usize, epochs: usize, samples: usize) -> Self {
+        let bar = (mode == Progress::Auto && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::new(samples as u64);
+            let style = ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(format!("{epoch}/{epochs}"));
+            bar
+        });
+        Self {
+            bar,
+            lines: mode != Progress::Off,
+        }
+    }
+
+    /// After a batch: samples done so far and running loss/accuracy.
+    pub(crate) fn batch(&self, done: usize, loss: f64, accuracy: Option<f64>) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+            match accuracy {
+                Some(a) => bar.set_message(format!("loss {loss:.4} acc {a:.4}")),
+                None => bar.set_message(format!("loss {loss:.4}")),
+            }
+        }
+    }
+
+    /// The epoch's summary line.
+    pub(crate) fn finish(self, line: &str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.lines {
+            eprintln!("{line}");
+        }
+    }
+}

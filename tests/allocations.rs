@@ -1,0 +1,71 @@
+//! A training step after the first allocates nothing: a counting global allocator watches the
+//! trainer between batches (gather, forward, loss, backward, penalties, clipping, optimizer).
+
+use nn::prelude::*;
+use nn::runtime::data::{Dataset, Labels};
+use nn::runtime::loss::CrossEntropy;
+use nn::runtime::optim::Adam;
+use nn::runtime::train::{Clip, Control, Progress, Trainer};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Tests in this file run one at a time, so no other test's allocations are counted.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+network! { Net < dense(20 -> 32, relu), dropout(0.2), dense(32 -> 16, tanh), dense(16 -> 5, softmax) > }
+
+fn data(n: usize) -> Dataset<f32, 20> {
+    let x: Vec<f32> = (0..20 * n).map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5).collect();
+    let labels = (0..n).map(|i| (i * 7) % 5).collect();
+    Dataset::from_slices(&x, Labels::Classes { labels, classes: 5 }).expect("valid data")
+}
+
+#[test]
+fn training_steps_after_the_first_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let train = data(64 * 10);
+    let mut net = Net::new(&mut StdRng::seed_from_u64(1));
+    let mut counts = Vec::with_capacity(64); // never grows: its pushes allocate nothing
+    let mut trainer = Trainer::new(CrossEntropy::default(), Adam::new(1e-3))
+        .epochs(2)
+        .batch_size(64)
+        .l2(1e-4)
+        .l1(1e-5)
+        .clip(Clip::Norm(1.0))
+        .progress(Progress::Off)
+        .on_batch(|_| {
+            counts.push(ALLOCATIONS.load(Ordering::Relaxed));
+            Control::Continue
+        });
+    trainer.fit(&mut net, &train, None).expect("training");
+    drop(trainer);
+    assert_eq!(counts.len(), 20);
+    // Within each epoch, from the second batch on, nothing was allocated between batches.
+    for epoch in counts.chunks(10) {
+        let per_step: Vec<usize> = epoch.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(per_step.iter().all(|&a| a == 0), "allocations per step: {per_step:?}");
+    }
+    println!("allocations per step after the first: 0 (over {} steps)", counts.len() - 2);
+}
