@@ -17,7 +17,7 @@
 //! - train: one epoch over the 60,000 training images in file order (last partial batch
 //!   included) per run, a fresh network each run, `--epochs` runs (default 3); SGD lr 0.1 or
 //!   Adam lr 1e-3.
-//! - `--threads` sets `MATMUL_NUM_THREADS` (threads of the matrix products).
+//! - `--threads` sets the threads of the large matrix products (`kernel::set_threads`).
 
 use nn::prelude::*;
 use nn::runtime::data::{mnist, Dataset};
@@ -86,7 +86,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// One training epoch per run; returns the median samples per second.
-fn train<N: Network<784, 10, Scalar = f32>>(a: &Args, data: &Dataset<f32, 784>) -> Result<f64, Box<dyn Error>> {
+fn train<N: Network<784, 10, Scalar = f32>>(
+    a: &Args,
+    data: &Dataset<f32, 784>,
+) -> Result<f64, Box<dyn Error>> {
     let mut rates = Vec::new();
     for run in 0..a.runs {
         let mut net = N::init(&mut StdRng::seed_from_u64(run as u64));
@@ -102,7 +105,12 @@ fn train<N: Network<784, 10, Scalar = f32>>(a: &Args, data: &Dataset<f32, 784>) 
     Ok(median(rates))
 }
 
-fn epoch<N, O>(net: &mut N, opt: O, batch: usize, data: &Dataset<f32, 784>) -> Result<f64, Box<dyn Error>>
+fn epoch<N, O>(
+    net: &mut N,
+    opt: O,
+    batch: usize,
+    data: &Dataset<f32, 784>,
+) -> Result<f64, Box<dyn Error>>
 where
     N: Network<784, 10, Scalar = f32>,
     O: Optimizer<f32>,
@@ -136,8 +144,7 @@ fn infer1000<N: Network<784, 10, Scalar = f32>>(a: &Args, test: &Dataset<f32, 78
 
 fn main() -> Result<(), Box<dyn Error>> {
     let a = args()?;
-    // Read by matrixmultiply when it first multiplies, so set before any product.
-    std::env::set_var("MATMUL_NUM_THREADS", a.threads.to_string());
+    nn::runtime::kernel::set_threads(a.threads);
     let (train_set, test_set) = mnist::load::<f32>(&a.data)?;
     println!(
         "workload: net={} mode={} batch={} opt={} threads={} runs={}",
@@ -148,7 +155,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("train", "w2") => println!("samples_per_s={:.0}", train::<W2>(&a, &train_set)?),
         ("infer1", "w1") => {
             let net = W1::new(&mut StdRng::seed_from_u64(0));
-            let x = SVector::<f32, 784>::from_column_slice(test_set.input(0).ok_or("empty test set")?);
+            let x =
+                SVector::<f32, 784>::from_column_slice(test_set.input(0).ok_or("empty test set")?);
             let mut sink = 0.0;
             for _ in 0..10_000 {
                 sink += std::hint::black_box(net.predict(std::hint::black_box(&x)))[0];

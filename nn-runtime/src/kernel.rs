@@ -1,10 +1,54 @@
 //! Matrix kernels behind every dense layer.
 //!
 //! All matrices are column-major slices (a batch is one column per sample). Products go to a
-//! blocked, vectorized GEMM (`matrixmultiply`); the single-sample product has its own
+//! blocked, vectorized GEMM (the `gemm` crate, AVX2/AVX-512 chosen at run time); the single-sample product has its own
 //! matrix-vector kernel, since a general GEMM is slow on a `1 x k x n` product.
 
 use crate::scalar::Float;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Threads for large products; 0 means "not set yet: read `NN_NUM_THREADS`, default 1".
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Products with fewer multiply-adds than this stay on one thread: below it, splitting costs
+/// more than it saves.
+const PARALLEL_MIN_FLOPS: usize = 1 << 21;
+
+/// Sets how many threads large matrix products may use (at least 1). Without the `threads`
+/// feature products always run on the calling thread. The default comes from the environment
+/// variable `NN_NUM_THREADS`, else 1.
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The threads large matrix products may use.
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::env::var("NN_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1);
+            THREADS.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
+}
+
+/// How the `gemm` crate should run an `m x n x k` product.
+pub(crate) fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    #[cfg(feature = "threads")]
+    {
+        let t = threads();
+        if t > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_FLOPS {
+            return gemm::Parallelism::Rayon(t);
+        }
+    }
+    let _ = (m, n, k, PARALLEL_MIN_FLOPS);
+    gemm::Parallelism::None
+}
 
 /// Whether an operand is used as stored or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,6 +16,8 @@ pub mod network;
 pub mod optim;
 pub mod param;
 pub mod persist;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod regularization;
 pub mod scalar;
 pub mod schedule;

@@ -65,6 +65,384 @@ pub fn loss_on_output<T: Float, L: Loss<T> + ?Sized>(
     }
 }
 
+/// Checks that value targets have the output's shape.
+fn values<'a, T>(
+    loss: &'static str,
+    targets: Targets<'a, T>,
+    len: usize,
+) -> Result<&'a [T], LossError> {
+    match targets {
+        Targets::Values(y) if y.len() == len => Ok(y),
+        Targets::Values(y) => Err(LossError::Targets {
+            loss,
+            what: format!("{} target values for {len} outputs", y.len()),
+        }),
+        Targets::Classes(_) => Err(LossError::Targets {
+            loss,
+            what: "needs target vectors, got class indices".into(),
+        }),
+    }
+}
+
+/// Checks class indices against the batch and the number of classes.
+fn classes(
+    loss: &'static str,
+    labels: &[usize],
+    rows: usize,
+    batch: usize,
+) -> Result<(), LossError> {
+    if labels.len() != batch {
+        return Err(LossError::Targets {
+            loss,
+            what: format!("{} class labels for a batch of {batch}", labels.len()),
+        });
+    }
+    match labels.iter().enumerate().find(|(_, &c)| c >= rows) {
+        Some((sample, &class)) => Err(LossError::ClassOutOfRange {
+            sample,
+            class,
+            classes: rows,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Mean squared error, PyTorch `F.mse_loss(pred, target)` (mean over all `n` elements):
+/// `L = (1/n) Σ (o - y)²`, `∂L/∂o = 2 (o - y) / n`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Mse;
+
+impl<T: Float> Loss<T> for Mse {
+    fn name(&self) -> &'static str {
+        "mse"
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &[T],
+        _rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        let y = values("mse", targets, output.len())?;
+        let n = T::of(output.len().max(1) as f64);
+        let two_over_n = T::of(2.0) / n;
+        let mut sum = T::zero();
+        for ((g, &o), &t) in grad.iter_mut().zip(output).zip(y) {
+            let d = o - t;
+            sum += d * d;
+            *g = two_over_n * d;
+        }
+        Ok(sum / n)
+    }
+}
+
+/// Huber loss, PyTorch `F.huber_loss(pred, target, delta)` (mean over all `n` elements): with
+/// `d = o - y`, `ℓ(d) = d²/2` for `|d| ≤ δ`, else `δ (|d| - δ/2)`; `∂ℓ/∂o = d` for `|d| ≤ δ`,
+/// else `δ sign(d)`. Quadratic near zero, linear for outliers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Huber {
+    /// Where the loss turns from quadratic to linear (PyTorch default 1).
+    pub delta: f64,
+}
+
+impl Huber {
+    /// Huber loss with this `delta` (> 0).
+    pub fn new(delta: f64) -> Self {
+        Self { delta }
+    }
+}
+
+impl Default for Huber {
+    fn default() -> Self {
+        Self::new(1.0)
+    }
+}
+
+impl<T: Float> Loss<T> for Huber {
+    fn name(&self) -> &'static str {
+        "huber"
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &[T],
+        _rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        if !(self.delta > 0.0 && self.delta.is_finite()) {
+            return Err(LossError::Targets {
+                loss: "huber",
+                what: format!("delta must be positive and finite, got {}", self.delta),
+            });
+        }
+        let y = values("huber", targets, output.len())?;
+        let n = T::of(output.len().max(1) as f64);
+        let delta = T::of(self.delta);
+        let half = T::of(0.5);
+        let mut sum = T::zero();
+        for ((g, &o), &t) in grad.iter_mut().zip(output).zip(y) {
+            let d = o - t;
+            if d.abs() <= delta {
+                sum += half * d * d;
+                *g = d / n;
+            } else {
+                sum += delta * (d.abs() - half * delta);
+                *g = delta * d.signum() / n;
+            }
+        }
+        Ok(sum / n)
+    }
+}
+
+/// Cross-entropy from logits, PyTorch `F.cross_entropy(logits, target)` (mean over the batch
+/// of `B` samples). With class indices, `L = (1/B) Σ_b (lse(z_b) - z_{b,y_b})`; with target
+/// distributions `p`, `L = -(1/B) Σ_b Σ_k p_{bk} log_softmax(z_b)_k`. The gradient is
+/// `∂L/∂z = (softmax(z) Σ_k p_k - p) / B`, i.e. `(softmax(z) - onehot(y)) / B`.
+///
+/// On a softmax output it fuses: the loss is computed from the output layer's logits by
+/// log-sum-exp (`lse(z) = m + ln Σ e^{z - m}`, `m = max z`), so `log 0` never happens, and the
+/// gradient goes straight to the logits. On any other output the output is taken as the logits.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CrossEntropy;
+
+impl CrossEntropy {
+    /// Value and `∂L/∂z` from logits `z`; `softmax` is `softmax(z)` when the network already
+    /// computed it (else it is computed here, into `grad`).
+    fn from_logits<T: Float>(
+        z: &[T],
+        rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+        softmax: Option<&[T]>,
+    ) -> Result<T, LossError> {
+        let batch = z.len() / rows.max(1);
+        let inv_b = T::one() / T::of(batch.max(1) as f64);
+        let mut total = T::zero();
+        if let Targets::Classes(labels) = targets {
+            classes("cross_entropy", labels, rows, batch)?;
+        } else {
+            values("cross_entropy", targets, z.len())?;
+        }
+        for b in 0..batch {
+            let zb = &z[b * rows..(b + 1) * rows];
+            let lse = crate::activation::log_sum_exp(zb);
+            let g = &mut grad[b * rows..(b + 1) * rows];
+            match softmax {
+                Some(s) => g.copy_from_slice(&s[b * rows..(b + 1) * rows]),
+                None => {
+                    for (gk, &zk) in g.iter_mut().zip(zb) {
+                        *gk = (zk - lse).exp();
+                    }
+                }
+            }
+            match targets {
+                Targets::Classes(labels) => {
+                    let y = labels[b];
+                    total += lse - zb[y];
+                    for gk in g.iter_mut() {
+                        *gk *= inv_b;
+                    }
+                    g[y] -= inv_b;
+                }
+                Targets::Values(p) => {
+                    let pb = &p[b * rows..(b + 1) * rows];
+                    let mass: T = pb.iter().copied().sum();
+                    for ((gk, &pk), &zk) in g.iter_mut().zip(pb).zip(zb) {
+                        total -= pk * (zk - lse);
+                        *gk = (*gk * mass - pk) * inv_b;
+                    }
+                }
+            }
+        }
+        Ok(total * inv_b)
+    }
+}
+
+impl<T: Float> Loss<T> for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "cross_entropy"
+    }
+
+    fn fuses_with(&self, activation: OutputActivation) -> bool {
+        activation == OutputActivation::Softmax
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &[T],
+        rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        Self::from_logits(output, rows, targets, grad, None)
+    }
+
+    fn fused_loss_and_grad(
+        &self,
+        logits: &[T],
+        output: &[T],
+        rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        Self::from_logits(logits, rows, targets, grad, Some(output))
+    }
+}
+
+/// Binary cross-entropy from logits, PyTorch `F.binary_cross_entropy_with_logits` (mean over
+/// all `n` elements): `ℓ = max(z, 0) - z y + ln(1 + e^{-|z|})` (the stable form of
+/// `-[y ln σ(z) + (1 - y) ln(1 - σ(z))]`), `∂L/∂z = (σ(z) - y) / n`.
+///
+/// On a sigmoid output it fuses: computed from the logits, gradient straight to them. On any
+/// other output the output is taken as the logits.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BinaryCrossEntropy;
+
+impl BinaryCrossEntropy {
+    fn compute<T: Float>(
+        z: &[T],
+        sig: Option<&[T]>,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        let y = values("binary_cross_entropy", targets, z.len())?;
+        let n = T::of(z.len().max(1) as f64);
+        let mut total = T::zero();
+        for (k, ((g, &zk), &t)) in grad.iter_mut().zip(z).zip(y).enumerate() {
+            total += zk.max(T::zero()) - zk * t + (-zk.abs()).exp().ln_1p();
+            let s = match sig {
+                Some(s) => s[k],
+                None => crate::activation::sigmoid(zk),
+            };
+            *g = (s - t) / n;
+        }
+        Ok(total / n)
+    }
+}
+
+impl<T: Float> Loss<T> for BinaryCrossEntropy {
+    fn name(&self) -> &'static str {
+        "binary_cross_entropy"
+    }
+
+    fn fuses_with(&self, activation: OutputActivation) -> bool {
+        activation == OutputActivation::Sigmoid
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &[T],
+        _rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        Self::compute(output, None, targets, grad)
+    }
+
+    fn fused_loss_and_grad(
+        &self,
+        logits: &[T],
+        output: &[T],
+        _rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        Self::compute(logits, Some(output), targets, grad)
+    }
+}
+
+/// Kullback-Leibler divergence with PyTorch's convention
+/// `F.kl_div(input = log q, target = p, reduction = 'batchmean')`:
+/// `L = (1/B) Σ_{b,k} p (ln p - ln q)`, terms with `p = 0` contributing 0. The network's output
+/// is `ln q`, so `∂L/∂ln q = -p / B`.
+///
+/// On a softmax output it fuses: `ln q = log_softmax(z)` from the logits, and
+/// `∂L/∂z = (softmax(z) Σ_k p_k - p) / B`. Class indices are taken as one-hot `p`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct KlDiv;
+
+impl KlDiv {
+    fn compute<T: Float>(
+        log_q: &[T],
+        softmax: Option<&[T]>,
+        rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        let batch = log_q.len() / rows.max(1);
+        let inv_b = T::one() / T::of(batch.max(1) as f64);
+        if let Targets::Classes(labels) = targets {
+            classes("kl_div", labels, rows, batch)?;
+        } else {
+            values("kl_div", targets, log_q.len())?;
+        }
+        let mut total = T::zero();
+        for b in 0..batch {
+            let range = b * rows..(b + 1) * rows;
+            let lq = &log_q[range.clone()];
+            // With logits, ln q = z - lse(z).
+            let lse = if softmax.is_some() {
+                crate::activation::log_sum_exp(lq)
+            } else {
+                T::zero()
+            };
+            let g = &mut grad[range.clone()];
+            let p_of = |k: usize| -> T {
+                match targets {
+                    Targets::Classes(labels) => T::of(f64::from(u8::from(labels[b] == k))),
+                    Targets::Values(p) => p[b * rows + k],
+                }
+            };
+            let mass: T = (0..rows).map(p_of).sum();
+            for k in 0..rows {
+                let p = p_of(k);
+                let lqk = lq[k] - lse;
+                if p > T::zero() {
+                    total += p * (p.ln() - lqk);
+                }
+                g[k] = match softmax {
+                    Some(s) => (s[range.start + k] * mass - p) * inv_b,
+                    None => -p * inv_b,
+                };
+            }
+        }
+        Ok(total * inv_b)
+    }
+}
+
+impl<T: Float> Loss<T> for KlDiv {
+    fn name(&self) -> &'static str {
+        "kl_div"
+    }
+
+    fn fuses_with(&self, activation: OutputActivation) -> bool {
+        activation == OutputActivation::Softmax
+    }
+
+    fn loss_and_grad(
+        &self,
+        output: &[T],
+        rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        Self::compute(output, None, rows, targets, grad)
+    }
+
+    fn fused_loss_and_grad(
+        &self,
+        logits: &[T],
+        output: &[T],
+        rows: usize,
+        targets: Targets<'_, T>,
+        grad: &mut [T],
+    ) -> Result<T, LossError> {
+        Self::compute(logits, Some(output), rows, targets, grad)
+    }
+}
+
 /// Why a loss could not be computed.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LossError {

@@ -40,7 +40,7 @@ pub trait Float:
     /// Widens to `f64` (exact).
     fn to_f64(self) -> f64;
 
-    /// `C = alpha * A * B + beta * C` on raw strided storage (matrixmultiply's contract).
+    /// `C = alpha * A * B + beta * C` on raw strided storage (as in BLAS).
     ///
     /// # Safety
     /// `a`, `b` and `c` must address `m x k`, `k x n` and `m x n` elements with the given
@@ -92,7 +92,7 @@ impl Float for f32 {
         rsc: isize,
         csc: isize,
     ) {
-        matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        gemm_crate(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
     }
 }
 
@@ -123,6 +123,49 @@ impl Float for f64 {
         rsc: isize,
         csc: isize,
     ) {
-        matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        gemm_crate(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
     }
+}
+
+/// BLAS-style `C = alpha A B + beta C` through the `gemm` crate, whose convention is
+/// `dst = alpha dst + beta lhs rhs` with strides given column first.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn gemm_crate<T: 'static + Copy + num_traits::Zero + PartialEq>(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: T,
+    a: *const T,
+    rsa: isize,
+    csa: isize,
+    b: *const T,
+    rsb: isize,
+    csb: isize,
+    beta: T,
+    c: *mut T,
+    rsc: isize,
+    csc: isize,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        csc,
+        rsc,
+        beta != T::zero(),
+        a,
+        csa,
+        rsa,
+        b,
+        csb,
+        rsb,
+        beta,
+        alpha,
+        false,
+        false,
+        false,
+        crate::kernel::parallelism(m, n, k),
+    )
 }

@@ -67,7 +67,11 @@ impl fmt::Display for EpochRecord {
             self.epoch, self.train_loss, self.train_metrics
         )?;
         if let (Some(l), Some(m)) = (self.val_loss, &self.val_metrics) {
-            let m = m.to_string().replace("acc", "val_acc").replace("mae", "val_mae").replace("r2", "val_r2");
+            let m = m
+                .to_string()
+                .replace("acc", "val_acc")
+                .replace("mae", "val_mae")
+                .replace("r2", "val_r2");
             write!(f, "  val_loss {l:.4}  {m}")?;
         }
         write!(

@@ -6,7 +6,9 @@ mod trainer;
 
 pub use history::{EpochRecord, History, Metrics, StopReason};
 pub use progress::Progress;
-pub use trainer::{evaluate, BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping, Monitor, Trainer};
+pub use trainer::{
+    evaluate, BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping, Monitor, Trainer,
+};
 
 use crate::data::DataError;
 use crate::loss::LossError;

@@ -242,7 +242,11 @@ impl<'a, L, O> Trainer<'a, L, O> {
 
     /// Writes a checkpoint to `path` (safetensors: parameters, optimizer state, epoch) after
     /// every epoch or at the best epoch. Saves are atomic: a crash leaves the previous file.
-    pub fn checkpoint(mut self, path: impl Into<std::path::PathBuf>, every: CheckpointEvery) -> Self {
+    pub fn checkpoint(
+        mut self,
+        path: impl Into<std::path::PathBuf>,
+        every: CheckpointEvery,
+    ) -> Self {
         self.checkpoint = Some((path.into(), every));
         self
     }
@@ -297,7 +301,11 @@ impl<T: Float> Workspace<T> {
 
     /// Gathers samples `idx` of `data`: inputs into the input buffer, targets into the class
     /// or value buffer.
-    fn gather<const IN: usize>(&mut self, data: &Dataset<T, IN>, idx: &[usize]) -> Result<(), TrainError> {
+    fn gather<const IN: usize>(
+        &mut self,
+        data: &Dataset<T, IN>,
+        idx: &[usize],
+    ) -> Result<(), TrainError> {
         data.gather_inputs(idx, &mut self.inputs);
         match data.labels() {
             Labels::Classes { .. } => data.gather_classes(idx, &mut self.classes)?,
@@ -377,7 +385,11 @@ impl Tally {
             let ss_tot = self.sum_sq - self.sum * self.sum / n;
             Metrics::Regression {
                 mae: self.abs_err / n,
-                r2: if ss_tot > 0.0 { 1.0 - self.sq_err / ss_tot } else { 0.0 },
+                r2: if ss_tot > 0.0 {
+                    1.0 - self.sq_err / ss_tot
+                } else {
+                    0.0
+                },
             }
         }
     }
@@ -414,7 +426,9 @@ impl<L, O> Trainer<'_, L, O> {
         O: Optimizer<T>,
     {
         if self.epochs == 0 || self.batch_size == 0 {
-            return Err(TrainError::Config("epochs and batch size must be at least 1".into()));
+            return Err(TrainError::Config(
+                "epochs and batch size must be at least 1".into(),
+            ));
         }
         self.optimizer.validate()?;
         crate::regularization::Penalty::new(self.l1, self.l2).validate()?;
@@ -423,13 +437,17 @@ impl<L, O> Trainer<'_, L, O> {
         }
         match self.clip {
             Some(Clip::Norm(v)) | Some(Clip::Value(v)) if !(v > 0.0 && v.is_finite()) => {
-                return Err(TrainError::Config(format!("clipping threshold must be positive and finite, got {v}")));
+                return Err(TrainError::Config(format!(
+                    "clipping threshold must be positive and finite, got {v}"
+                )));
             }
             _ => {}
         }
         if let Some(f) = self.validation_fraction {
             if !(f > 0.0 && f < 1.0) {
-                return Err(TrainError::Config(format!("validation fraction must be in (0, 1), got {f}")));
+                return Err(TrainError::Config(format!(
+                    "validation fraction must be in (0, 1), got {f}"
+                )));
             }
         }
         let held_out;
@@ -450,7 +468,8 @@ impl<L, O> Trainer<'_, L, O> {
         }
         let classification = matches!(train.labels(), Labels::Classes { .. });
         let batch_size = self.batch_size.min(train.len());
-        let mut order = BatchOrder::new(train.len(), batch_size, self.shuffle.then_some(self.seed))?;
+        let mut order =
+            BatchOrder::new(train.len(), batch_size, self.shuffle.then_some(self.seed))?;
         let mut ws = Workspace::new(IN, OUT, batch_size);
         let mut tape = net.new_tape();
         let mut grads = net.zero_gradients();
@@ -484,7 +503,9 @@ impl<L, O> Trainer<'_, L, O> {
         'epochs: for epoch in first_epoch..=self.epochs {
             // Dropout masks come from an rng seeded by (seed, epoch): a resumed run draws the
             // same masks as an uninterrupted one.
-            let mut rng = StdRng::seed_from_u64(self.seed ^ (epoch as u64).wrapping_mul(0xd1b5_4a32_d192_ed03));
+            let mut rng = StdRng::seed_from_u64(
+                self.seed ^ (epoch as u64).wrapping_mul(0xd1b5_4a32_d192_ed03),
+            );
             let lr = match &self.schedule {
                 Some(s) => s.lr(base_lr, epoch - 1),
                 None => base_lr,
@@ -501,8 +522,17 @@ impl<L, O> Trainer<'_, L, O> {
                 let x = ws.view::<IN>(n);
                 net.forward_train(x, &mut tape, &mut rng);
                 let targets = ws.targets(train.labels(), n);
-                let (value, wrt) = loss_on_output(&self.loss, N::OUTPUT_ACTIVATION, tape.output_parts(), targets)
-                    .map_err(|source| TrainError::Loss { epoch, batch: b, source })?;
+                let (value, wrt) = loss_on_output(
+                    &self.loss,
+                    N::OUTPUT_ACTIVATION,
+                    tape.output_parts(),
+                    targets,
+                )
+                .map_err(|source| TrainError::Loss {
+                    epoch,
+                    batch: b,
+                    source,
+                })?;
                 net.backward(x, &mut tape, wrt, &mut grads);
                 let value = value.to_f64() + penalty.apply(&*net, &mut grads);
                 let norm = crate::regularization::global_norm(&grads);
@@ -510,7 +540,11 @@ impl<L, O> Trainer<'_, L, O> {
                     return Err(TrainError::NonFinite {
                         epoch,
                         batch: b,
-                        what: if value.is_finite() { "gradient" } else { "loss" },
+                        what: if value.is_finite() {
+                            "gradient"
+                        } else {
+                            "loss"
+                        },
                     });
                 }
                 match self.clip {
@@ -524,7 +558,11 @@ impl<L, O> Trainer<'_, L, O> {
                 let parts = tape.output_parts();
                 tally.add(value, parts.output, OUT, ws.targets(train.labels(), n));
                 done += n;
-                progress.batch(done, tally.loss(), classification.then(|| tally.metrics(true).accuracy().unwrap_or(0.0)));
+                progress.batch(
+                    done,
+                    tally.loss(),
+                    classification.then(|| tally.metrics(true).accuracy().unwrap_or(0.0)),
+                );
                 if let Some(cb) = self.on_batch.as_mut() {
                     let info = BatchEnd {
                         epoch,
@@ -541,7 +579,8 @@ impl<L, O> Trainer<'_, L, O> {
             let seconds = started.elapsed().as_secs_f64();
             let (val_loss, val_metrics) = match validation {
                 Some(v) => {
-                    let (l, m) = evaluate_with(net, &self.loss, v, batch_size.max(256), &mut tape, &mut ws)?;
+                    let (l, m) =
+                        evaluate_with(net, &self.loss, v, batch_size.max(256), &mut tape, &mut ws)?;
                     (Some(l), Some(m))
                 }
                 None => (None, None),
@@ -557,10 +596,17 @@ impl<L, O> Trainer<'_, L, O> {
                 samples_per_second: train.len() as f64 / seconds.max(1e-12),
             };
             progress.finish(&record.to_string());
-            let stop_cb = self.on_epoch.as_mut().is_some_and(|cb| cb(&record) == Control::Stop);
-            let es = self.early_stopping.unwrap_or(EarlyStopping::new(usize::MAX).restore_best(false));
+            let stop_cb = self
+                .on_epoch
+                .as_mut()
+                .is_some_and(|cb| cb(&record) == Control::Stop);
+            let es = self
+                .early_stopping
+                .unwrap_or(EarlyStopping::new(usize::MAX).restore_best(false));
             let score = monitored(&es, &record);
-            let improved = best.as_ref().is_none_or(|(b, _, _)| score < *b - es.min_delta);
+            let improved = best
+                .as_ref()
+                .is_none_or(|(b, _, _)| score < *b - es.min_delta);
             if improved {
                 let keep = self.early_stopping.is_some_and(|es| es.restore_best);
                 best = Some((score, epoch, if keep { net.to_flat() } else { Vec::new() }));
@@ -575,7 +621,12 @@ impl<L, O> Trainer<'_, L, O> {
                         optimizer: self.optimizer.state(),
                         extra: serde_json::json!({ "base_lr": base_lr, "score": score }),
                     };
-                    crate::persist::save_checkpoint(&*net, &crate::persist::Metadata::of::<N, IN, OUT>(), &ck, path)?;
+                    crate::persist::save_checkpoint(
+                        &*net,
+                        &crate::persist::Metadata::of::<N, IN, OUT>(),
+                        &ck,
+                        path,
+                    )?;
                 }
             }
             history.epochs.push(record);
@@ -583,14 +634,20 @@ impl<L, O> Trainer<'_, L, O> {
                 history.stop = StopReason::Callback;
                 break;
             }
-            if self.early_stopping.is_some_and(|es| since_best >= es.patience.max(1)) {
+            if self
+                .early_stopping
+                .is_some_and(|es| since_best >= es.patience.max(1))
+            {
                 history.stop = StopReason::EarlyStopping;
                 break;
             }
         }
         if let (Some(es), Some((_, epoch, weights))) = (self.early_stopping, best) {
             // Keras semantics: restore the best weights whatever stopped training.
-            if es.restore_best && history.epochs.last().is_some_and(|l| l.epoch != epoch) && net.copy_from_flat(&weights) {
+            if es.restore_best
+                && history.epochs.last().is_some_and(|l| l.epoch != epoch)
+                && net.copy_from_flat(&weights)
+            {
                 history.restored_epoch = Some(epoch);
             }
         }
@@ -610,7 +667,10 @@ fn monitored(es: &EarlyStopping, r: &EpochRecord) -> f64 {
 }
 
 /// Refuses targets that do not fit the network's output.
-fn check_targets<T: Float, const IN: usize, const OUT: usize>(data: &Dataset<T, IN>, which: &str) -> Result<(), TrainError> {
+fn check_targets<T: Float, const IN: usize, const OUT: usize>(
+    data: &Dataset<T, IN>,
+    which: &str,
+) -> Result<(), TrainError> {
     match data.labels() {
         Labels::Classes { labels, .. } => {
             if let Some((sample, &class)) = labels.iter().enumerate().find(|(_, &c)| c >= OUT) {
@@ -655,15 +715,31 @@ where
         net.forward_eval(ws.view::<IN>(n), tape);
         let targets = ws.targets(data.labels(), n);
         let (value, _) = loss_on_output(loss, N::OUTPUT_ACTIVATION, tape.output_parts(), targets)
-            .map_err(|source| TrainError::Loss { epoch: 0, batch: 0, source })?;
+            .map_err(|source| TrainError::Loss {
+            epoch: 0,
+            batch: 0,
+            source,
+        })?;
         weighted += value.to_f64() * n as f64;
-        tally.add(value.to_f64(), tape.output_parts().output, OUT, ws.targets(data.labels(), n));
+        tally.add(
+            value.to_f64(),
+            tape.output_parts().output,
+            OUT,
+            ws.targets(data.labels(), n),
+        );
     }
-    Ok((weighted / data.len().max(1) as f64, tally.metrics(classification)))
+    Ok((
+        weighted / data.len().max(1) as f64,
+        tally.metrics(classification),
+    ))
 }
 
 /// The loss (data loss, mean over samples) and metrics of `net` on `data`, in inference mode.
-pub fn evaluate<N, T, L, const IN: usize, const OUT: usize>(net: &N, loss: &L, data: &Dataset<T, IN>) -> Result<(f64, Metrics), TrainError>
+pub fn evaluate<N, T, L, const IN: usize, const OUT: usize>(
+    net: &N,
+    loss: &L,
+    data: &Dataset<T, IN>,
+) -> Result<(f64, Metrics), TrainError>
 where
     N: Network<IN, OUT, Scalar = T>,
     T: Float,

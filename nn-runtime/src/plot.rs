@@ -1,0 +1,93 @@
+//! Loss and accuracy curves as SVG (feature `plot`, drawn with plotters).
+
+use crate::train::History;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Why a plot could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw {path}: {message}")]
+pub struct PlotError {
+    /// The file.
+    pub path: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Writes the training curves of `history` to an SVG file: loss (train and validation) on
+/// the left, accuracy (train and validation, classification only) on the right.
+pub fn write_curves(history: &History, path: impl AsRef<Path>) -> Result<(), PlotError> {
+    let path = path.as_ref();
+    let err = |e: &dyn std::fmt::Display| PlotError {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let (left, right) = root.split_horizontally(480);
+    let epochs = history.epochs.len().max(1) as f64;
+
+    let series = |f: &dyn Fn(&crate::train::EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
+        history
+            .epochs
+            .iter()
+            .filter_map(|e| f(e).map(|v| (e.epoch as f64, v)))
+            .collect()
+    };
+    let train_loss = series(&|e| Some(e.train_loss));
+    let val_loss = series(&|e| e.val_loss);
+    let train_acc = series(&|e| e.train_metrics.accuracy());
+    let val_acc = series(&|e| e.val_metrics.and_then(|m| m.accuracy()));
+
+    let panels: [(
+        &DrawingArea<SVGBackend, _>,
+        &str,
+        &[(f64, f64)],
+        &[(f64, f64)],
+    ); 2] = [
+        (&left, "loss", &train_loss, &val_loss),
+        (&right, "accuracy", &train_acc, &val_acc),
+    ];
+    for (area, title, train, val) in panels {
+        if train.is_empty() {
+            continue;
+        }
+        let all = train.iter().chain(val.iter()).map(|p| p.1);
+        let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        let mut chart = ChartBuilder::on(area)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(1.0..epochs.max(2.0), (lo - pad)..(hi + pad))
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .draw()
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(LineSeries::new(train.iter().copied(), &BLUE))
+            .map_err(|e| err(&e))?
+            .label("train")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+        if !val.is_empty() {
+            chart
+                .draw_series(LineSeries::new(val.iter().copied(), &RED))
+                .map_err(|e| err(&e))?
+                .label("validation")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE)
+            .draw()
+            .map_err(|e| err(&e))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
