@@ -26,12 +26,22 @@ fn two_moons(n: usize, noise: f32, rng: &mut StdRng) -> Result<Dataset<f32, 2>, 
     for i in 0..n {
         let upper = i % 2 == 0;
         let t = rng.random_range(0.0..std::f32::consts::PI);
-        let (x, y) = if upper { (t.cos(), t.sin()) } else { (1.0 - t.cos(), 0.5 - t.sin()) };
+        let (x, y) = if upper {
+            (t.cos(), t.sin())
+        } else {
+            (1.0 - t.cos(), 0.5 - t.sin())
+        };
         xs.push(x + noise * gaussian(rng));
         xs.push(y + noise * gaussian(rng));
         ys.push(if upper { 0.0 } else { 1.0 });
     }
-    Ok(Dataset::from_slices(&xs, Labels::Values { values: ys, rows: 1 })?)
+    Ok(Dataset::from_slices(
+        &xs,
+        Labels::Values {
+            values: ys,
+            rows: 1,
+        },
+    )?)
 }
 
 /// A standard normal sample (Box-Muller).
@@ -46,7 +56,11 @@ fn accuracy(net: &Moons, data: &Dataset<f32, 2>) -> f64 {
     let Labels::Values { values, .. } = data.labels() else {
         return 0.0;
     };
-    let correct = out.iter().zip(values).filter(|(p, y)| f32::from(**p > 0.5) == **y).count();
+    let correct = out
+        .iter()
+        .zip(values)
+        .filter(|(p, y)| f32::from(**p > 0.5) == **y)
+        .count();
     correct as f64 / data.len() as f64
 }
 

@@ -87,7 +87,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     } else {
         (train, test)
     };
-    println!("MNIST: {} training and {} test images from {}", train.len(), test.len(), opts.data.display());
+    println!(
+        "MNIST: {} training and {} test images from {}",
+        train.len(),
+        test.len(),
+        opts.data.display()
+    );
 
     let mut rng = StdRng::seed_from_u64(7);
     let mut net = Mnist::new(&mut rng);
@@ -109,7 +114,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let (test_loss, test_metrics) = evaluate(&net, &CrossEntropy::default(), &test)?;
     let predictions = net.forward(test.inputs());
-    let confusion = ConfusionMatrix::from_outputs(predictions.as_slice(), 10, test.labels_as_classes()?)?;
+    let confusion =
+        ConfusionMatrix::from_outputs(predictions.as_slice(), 10, test.labels_as_classes()?)?;
     println!("test loss {test_loss:.4}, {test_metrics}");
     println!("{confusion}");
 
@@ -121,7 +127,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     if again != predictions {
         return Err("the reloaded model predicts differently".into());
     }
-    println!("saved {} and reloaded it: identical predictions on all {} test images", model.display(), test.len());
+    println!(
+        "saved {} and reloaded it: identical predictions on all {} test images",
+        model.display(),
+        test.len()
+    );
 
     let accuracy = test_metrics.accuracy().unwrap_or(0.0);
     println!("test_accuracy={accuracy:.4}");

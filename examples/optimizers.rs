@@ -22,7 +22,12 @@ network! {
     Small < dense(784 -> 64, relu), dense(64 -> 10, softmax) >
 }
 
-fn run<O: Optimizer<f32>>(opt: O, epochs: usize, train: &Dataset<f32, 784>, val: &Dataset<f32, 784>) -> Result<History, Box<dyn Error>> {
+fn run<O: Optimizer<f32>>(
+    opt: O,
+    epochs: usize,
+    train: &Dataset<f32, 784>,
+    val: &Dataset<f32, 784>,
+) -> Result<History, Box<dyn Error>> {
     let mut net = Small::new(&mut StdRng::seed_from_u64(42));
     Ok(Trainer::new(CrossEntropy::default(), opt)
         .epochs(epochs)
@@ -50,11 +55,28 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let runs: Vec<(&str, History)> = vec![
         ("SGD(0.1)", run(Sgd::new(0.1), epochs, &train, &val)?),
-        ("SGD(0.05, nesterov 0.9)", run(Sgd::new(0.05).momentum(0.9).nesterov(true), epochs, &train, &val)?),
-        ("Adagrad(0.05)", run(Adagrad::new(0.05), epochs, &train, &val)?),
-        ("RMSprop(1e-3)", run(RmsProp::new(1e-3), epochs, &train, &val)?),
+        (
+            "SGD(0.05, nesterov 0.9)",
+            run(
+                Sgd::new(0.05).momentum(0.9).nesterov(true),
+                epochs,
+                &train,
+                &val,
+            )?,
+        ),
+        (
+            "Adagrad(0.05)",
+            run(Adagrad::new(0.05), epochs, &train, &val)?,
+        ),
+        (
+            "RMSprop(1e-3)",
+            run(RmsProp::new(1e-3), epochs, &train, &val)?,
+        ),
         ("Adam(1e-3)", run(Adam::new(1e-3), epochs, &train, &val)?),
-        ("AdaMax(2e-3)", run(AdaMax::new(2e-3), epochs, &train, &val)?),
+        (
+            "AdaMax(2e-3)",
+            run(AdaMax::new(2e-3), epochs, &train, &val)?,
+        ),
     ];
 
     print!("{:<26}", "training loss by epoch");
@@ -67,7 +89,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         for e in &h.epochs {
             print!("{:>8.4}", e.train_loss);
         }
-        let acc = h.last().and_then(|e| e.val_metrics).and_then(|m| m.accuracy()).unwrap_or(0.0);
+        let acc = h
+            .last()
+            .and_then(|e| e.val_metrics)
+            .and_then(|m| m.accuracy())
+            .unwrap_or(0.0);
         println!("{acc:>10.4}");
     }
     Ok(())

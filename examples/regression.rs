@@ -50,13 +50,22 @@ fn main() -> Result<(), Box<dyn Error>> {
             truth(x) + noise + outlier
         })
         .collect();
-    let train = Dataset::<f32, 1>::from_slices(&xs, Labels::Values { values: ys, rows: 1 })?;
+    let train = Dataset::<f32, 1>::from_slices(
+        &xs,
+        Labels::Values {
+            values: ys,
+            rows: 1,
+        },
+    )?;
 
     let grid: Vec<f32> = (0..201).map(|i| -2.0 + 4.0 * i as f32 / 200.0).collect();
     let clean: Vec<f32> = grid.iter().map(|&x| truth(x)).collect();
     let grid_batch = Batch::<f32, 1>::from_column_slice(&grid);
 
-    println!("{:<8} {:>10} {:>10} {:>8}", "loss", "test MSE", "test MAE", "R²");
+    println!(
+        "{:<8} {:>10} {:>10} {:>8}",
+        "loss", "test MSE", "test MAE", "R²"
+    );
     let mut results = Vec::new();
     for (name, net) in [
         ("mse", train_with(Mse, &train)?),

@@ -27,7 +27,9 @@ network! {
 }
 
 fn fit<N: Network<784, 10, Scalar = f32>>(
-    setup: impl FnOnce(Trainer<'static, CrossEntropy, Adam>) -> Trainer<'static, CrossEntropy, Adam>,
+    setup: impl FnOnce(
+        Trainer<'static, CrossEntropy, Adam<f32>>,
+    ) -> Trainer<'static, CrossEntropy, Adam<f32>>,
     train: &Dataset<f32, 784>,
     val: &Dataset<f32, 784>,
     epochs: usize,
@@ -46,7 +48,13 @@ fn print(name: &str, h: &History) {
     println!("{:>5} {:>10} {:>10} {:>8}", "epoch", "train", "val", "gap");
     for e in &h.epochs {
         let val = e.val_loss.unwrap_or(f64::NAN);
-        println!("{:>5} {:>10.4} {:>10.4} {:>8.4}", e.epoch, e.train_loss, val, val - e.train_loss);
+        println!(
+            "{:>5} {:>10.4} {:>10.4} {:>8.4}",
+            e.epoch,
+            e.train_loss,
+            val,
+            val - e.train_loss
+        );
     }
     if let Some(e) = h.restored_epoch {
         println!("(early stopping restored the weights of epoch {e})");
@@ -63,21 +71,42 @@ fn main() -> Result<(), Box<dyn Error>> {
     let epochs = 30;
 
     let runs = [
-        ("no regularization", fit::<Wide>(|t| t, &train, &val, epochs)?),
-        ("L2 1e-3", fit::<Wide>(|t| t.l2(1e-3), &train, &val, epochs)?),
-        ("dropout 0.5", fit::<WideDropout>(|t| t, &train, &val, epochs)?),
-        ("early stopping (patience 3)", fit::<Wide>(|t| t.early_stopping(EarlyStopping::new(3)), &train, &val, epochs)?),
+        (
+            "no regularization",
+            fit::<Wide>(|t| t, &train, &val, epochs)?,
+        ),
+        (
+            "L2 1e-3",
+            fit::<Wide>(|t| t.l2(1e-3), &train, &val, epochs)?,
+        ),
+        (
+            "dropout 0.5",
+            fit::<WideDropout>(|t| t, &train, &val, epochs)?,
+        ),
+        (
+            "early stopping (patience 3)",
+            fit::<Wide>(
+                |t| t.early_stopping(EarlyStopping::new(3)),
+                &train,
+                &val,
+                epochs,
+            )?,
+        ),
     ];
     for (name, h) in &runs {
         print(name, h);
     }
-    println!("\nsummary: validation loss and train/validation gap of the weights each run ends with");
+    println!(
+        "\nsummary: validation loss and train/validation gap of the weights each run ends with"
+    );
     for (name, h) in &runs {
         let kept = h
             .restored_epoch
             .and_then(|e| h.epochs.iter().find(|r| r.epoch == e))
             .or(h.last());
-        let (val, train) = kept.map_or((f64::NAN, f64::NAN), |e| (e.val_loss.unwrap_or(f64::NAN), e.train_loss));
+        let (val, train) = kept.map_or((f64::NAN, f64::NAN), |e| {
+            (e.val_loss.unwrap_or(f64::NAN), e.train_loss)
+        });
         println!("{name:<30} val {val:.4}  gap {:.4}", val - train);
     }
     Ok(())

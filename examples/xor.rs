@@ -22,7 +22,13 @@ network! {
 fn main() -> Result<(), Box<dyn Error>> {
     let inputs = [0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0];
     let targets = vec![0.0, 1.0, 1.0, 0.0];
-    let data = Dataset::<f32, 2>::from_slices(&inputs, Labels::Values { values: targets.clone(), rows: 1 })?;
+    let data = Dataset::<f32, 2>::from_slices(
+        &inputs,
+        Labels::Values {
+            values: targets.clone(),
+            rows: 1,
+        },
+    )?;
 
     let mut net = Xor::new(&mut StdRng::seed_from_u64(3));
     let mut trainer = Trainer::new(BinaryCrossEntropy::default(), Adam::new(0.05))
@@ -30,14 +36,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         .batch_size(4)
         .progress(Progress::Off);
     let history = trainer.fit(&mut net, &data, None)?;
-    println!("final loss {:.5}", history.last().map_or(f64::NAN, |e| e.train_loss));
+    println!(
+        "final loss {:.5}",
+        history.last().map_or(f64::NAN, |e| e.train_loss)
+    );
 
     let mut correct = 0;
     for (i, pair) in inputs.chunks(2).enumerate() {
         let p = net.predict(&SVector::<f32, 2>::from_column_slice(pair))[0];
         let class = f32::from(p > 0.5);
         correct += usize::from(class == targets[i]);
-        println!("{} xor {} -> {p:.4} (class {class}, want {})", pair[0], pair[1], targets[i]);
+        println!(
+            "{} xor {} -> {p:.4} (class {class}, want {})",
+            pair[0], pair[1], targets[i]
+        );
     }
     let accuracy = correct as f64 / 4.0;
     println!("accuracy={accuracy:.2}");

@@ -37,7 +37,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 network! { Net < dense(20 -> 32, relu), dropout(0.2), dense(32 -> 16, tanh), dense(16 -> 5, softmax) > }
 
 fn data(n: usize) -> Dataset<f32, 20> {
-    let x: Vec<f32> = (0..20 * n).map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5).collect();
+    let x: Vec<f32> = (0..20 * n)
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
+        .collect();
     let labels = (0..n).map(|i| (i * 7) % 5).collect();
     Dataset::from_slices(&x, Labels::Classes { labels, classes: 5 }).expect("valid data")
 }
@@ -65,7 +67,13 @@ fn training_steps_after_the_first_allocate_nothing() {
     // Within each epoch, from the second batch on, nothing was allocated between batches.
     for epoch in counts.chunks(10) {
         let per_step: Vec<usize> = epoch.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(per_step.iter().all(|&a| a == 0), "allocations per step: {per_step:?}");
+        assert!(
+            per_step.iter().all(|&a| a == 0),
+            "allocations per step: {per_step:?}"
+        );
     }
-    println!("allocations per step after the first: 0 (over {} steps)", counts.len() - 2);
+    println!(
+        "allocations per step after the first: 0 (over {} steps)",
+        counts.len() - 2
+    );
 }

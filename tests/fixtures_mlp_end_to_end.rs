@@ -9,8 +9,8 @@ use nn::prelude::*;
 use nn::runtime::data::{Dataset, Labels};
 use nn::runtime::loss::{CrossEntropy, Loss, Mse};
 use nn::runtime::optim::{Adam, Optimizer, Sgd};
-use nn::runtime::param::Param;
 use nn::runtime::train::{Progress, Trainer};
+use nn::runtime::TensorInfo;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -22,14 +22,17 @@ network! { Sigmoid3x5x1F32 < dense(3 -> 5, sigmoid), dense(5 -> 1) > }
 fn fixture() -> Value {
     let dir = std::env::var_os("NN_FIXTURES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch")
+        });
     let path = dir.join("mlp_end_to_end.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("expected a number, found {v}"))
+    v.as_f64()
+        .unwrap_or_else(|| panic!("expected a number, found {v}"))
 }
 
 fn matrix(v: &Value) -> Vec<Vec<f64>> {
@@ -57,11 +60,19 @@ struct Tracker {
 
 impl Tracker {
     fn new(tol: f64) -> Self {
-        Self { tol, worst: 0.0, what: String::new() }
+        Self {
+            tol,
+            worst: 0.0,
+            what: String::new(),
+        }
     }
     fn check(&mut self, what: &str, got: f64, want: f64) {
         let e = err(got, want);
-        assert!(e <= self.tol, "{what}: got {got:e}, PyTorch {want:e} (error {e:e} > {:e})", self.tol);
+        assert!(
+            e <= self.tol,
+            "{what}: got {got:e}, PyTorch {want:e} (error {e:e} > {:e})",
+            self.tol
+        );
         if e >= self.worst {
             self.worst = e;
             self.what = what.to_string();
@@ -69,7 +80,12 @@ impl Tracker {
     }
 }
 
-const PYTORCH_NAMES: [(&str, &str); 4] = [("dense0.weight", "W1"), ("dense0.bias", "b1"), ("dense1.weight", "W2"), ("dense1.bias", "b2")];
+const PYTORCH_NAMES: [(&str, &str); 4] = [
+    ("dense0.weight", "W1"),
+    ("dense0.bias", "b1"),
+    ("dense1.weight", "W2"),
+    ("dense1.bias", "b2"),
+];
 
 /// A fixture tensor (PyTorch layout: `W [out, in]` row-major, `b [out]`) in our column-major
 /// order, for the tensor `info` names.
@@ -83,8 +99,15 @@ fn from_pytorch(tensors: &Value, info: &TensorInfo) -> Vec<f64> {
         vector(&tensors[key])
     } else {
         let w = matrix(&tensors[key]);
-        assert_eq!((w.len(), w[0].len()), (info.rows, info.cols), "{} shape", info.name);
-        (0..info.cols).flat_map(|j| w.iter().map(move |row| row[j])).collect()
+        assert_eq!(
+            (w.len(), w[0].len()),
+            (info.rows, info.cols),
+            "{} shape",
+            info.name
+        );
+        (0..info.cols)
+            .flat_map(|j| w.iter().map(move |row| row[j]))
+            .collect()
     }
 }
 
@@ -98,7 +121,12 @@ fn set_params<T: Float, P: Parameters<T>>(net: &mut P, tensors: &Value) {
     });
 }
 
-fn compare_params<T: Float, P: Parameters<T>>(net: &P, tensors: &Value, label: &str, t: &mut Tracker) {
+fn compare_params<T: Float, P: Parameters<T>>(
+    net: &P,
+    tensors: &Value,
+    label: &str,
+    t: &mut Tracker,
+) {
     net.for_each_tensor(&mut |info, values| {
         for (k, (&g, w)) in values.iter().zip(from_pytorch(tensors, info)).enumerate() {
             t.check(&format!("{label} {}[{k}]", info.name), g.to_f64(), w);
@@ -108,12 +136,28 @@ fn compare_params<T: Float, P: Parameters<T>>(net: &P, tensors: &Value, label: &
 
 /// The case's data set.
 fn dataset<T: Float, const IN: usize, const OUT: usize>(case: &Value) -> Dataset<T, IN> {
-    let x: Vec<T> = matrix(&case["x"]).into_iter().flatten().map(T::of).collect();
+    let x: Vec<T> = matrix(&case["x"])
+        .into_iter()
+        .flatten()
+        .map(T::of)
+        .collect();
     let labels = if let Some(idx) = case.get("target_index") {
-        let labels = idx.as_array().expect("indices").iter().map(|v| v.as_u64().expect("index") as usize).collect();
-        Labels::Classes { labels, classes: OUT }
+        let labels = idx
+            .as_array()
+            .expect("indices")
+            .iter()
+            .map(|v| v.as_u64().expect("index") as usize)
+            .collect();
+        Labels::Classes {
+            labels,
+            classes: OUT,
+        }
     } else {
-        let values = matrix(&case["target"]).into_iter().flatten().map(T::of).collect();
+        let values = matrix(&case["target"])
+            .into_iter()
+            .flatten()
+            .map(T::of)
+            .collect();
         Labels::Values { values, rows: OUT }
     };
     Dataset::from_slices(&x, labels).expect("valid fixture data")
@@ -128,7 +172,10 @@ fn penalty(case: &Value) -> (f64, f64) {
     } else if text.starts_with("L1") {
         (lambda, 0.0)
     } else if text.starts_with("L2") {
-        assert!(text.contains("0.5*"), "this test reads L2 as 0.5*lambda*sum(W^2): {text}");
+        assert!(
+            text.contains("0.5*"),
+            "this test reads L2 as 0.5*lambda*sum(W^2): {text}"
+        );
         (0.0, lambda)
     } else {
         panic!("unknown penalty {text:?}")
@@ -138,8 +185,13 @@ fn penalty(case: &Value) -> (f64, f64) {
 /// The optimizer a training key names, e.g. `SGD(lr=0.1)` or `Adam(lr=0.01)` (PyTorch defaults
 /// otherwise, as the fixture's description says).
 fn optimizer_lr(key: &str) -> (&str, f64) {
-    let (name, rest) = key.split_once("(lr=").unwrap_or_else(|| panic!("unknown optimizer key {key}"));
-    let lr = rest.trim_end_matches(')').parse().unwrap_or_else(|_| panic!("bad lr in {key}"));
+    let (name, rest) = key
+        .split_once("(lr=")
+        .unwrap_or_else(|| panic!("unknown optimizer key {key}"));
+    let lr = rest
+        .trim_end_matches(')')
+        .parse()
+        .unwrap_or_else(|_| panic!("bad lr in {key}"));
     (name, lr)
 }
 
@@ -168,11 +220,19 @@ where
     let logits: Vec<Vec<f64>> = matrix(&case["output_at_init"]);
     for (s, row) in logits.iter().enumerate() {
         for (k, want) in row.iter().enumerate() {
-            t.check(&format!("{name} output_at_init[{s}][{k}]"), tape.output_parts().logits[s * OUT + k].to_f64(), *want);
+            t.check(
+                &format!("{name} output_at_init[{s}][{k}]"),
+                tape.output_parts().logits[s * OUT + k].to_f64(),
+                *want,
+            );
         }
     }
     let (data_loss, _) = nn::runtime::train::evaluate(&net, &loss, &data).expect("evaluate");
-    t.check(&format!("{name} data_loss_at_init"), data_loss, f(&case["data_loss_at_init"]));
+    t.check(
+        &format!("{name} data_loss_at_init"),
+        data_loss,
+        f(&case["data_loss_at_init"]),
+    );
 
     for (key, run) in case["training"].as_object().expect("training runs") {
         let (opt, lr) = optimizer_lr(key);
@@ -186,8 +246,17 @@ where
                 other => panic!("{name}: unknown optimizer {other}"),
             };
             let reported = history.last().map(|e| e.train_loss).expect("an epoch");
-            t.check(&format!("{name} {key} loss_before_step {k}"), reported, f(&step["loss_before_step"]));
-            compare_params(&net, &step["params_after"], &format!("{name} {key} step {k}"), &mut t);
+            t.check(
+                &format!("{name} {key} loss_before_step {k}"),
+                reported,
+                f(&step["loss_before_step"]),
+            );
+            compare_params(
+                &net,
+                &step["params_after"],
+                &format!("{name} {key} step {k}"),
+                &mut t,
+            );
         }
         let mut net = fresh();
         let after = steps.len();
@@ -195,7 +264,8 @@ where
             "SGD" => train(&mut net, Sgd::new(lr), loss.clone(), &data, after, l1, l2),
             _ => train(&mut net, Adam::new(lr), loss.clone(), &data, after, l1, l2),
         };
-        let (end_data_loss, _) = nn::runtime::train::evaluate(&net, &loss, &data).expect("evaluate");
+        let (end_data_loss, _) =
+            nn::runtime::train::evaluate(&net, &loss, &data).expect("evaluate");
         let want_key = format!("data_loss_after_{after}_steps");
         if let Some(want) = run.get(&want_key) {
             t.check(&format!("{name} {key} {want_key}"), end_data_loss, f(want));
@@ -237,8 +307,15 @@ fn check_all(tol64: f64, tol32: f64) {
     assert!(!cases.is_empty());
     for case in cases {
         let name = case["name"].as_str().expect("name");
-        let sizes: Vec<u64> = case["sizes"].as_array().expect("sizes").iter().map(|v| v.as_u64().expect("size")).collect();
-        let hidden = case["hidden_activation"].as_str().expect("hidden activation");
+        let sizes: Vec<u64> = case["sizes"]
+            .as_array()
+            .expect("sizes")
+            .iter()
+            .map(|v| v.as_u64().expect("size"))
+            .collect();
+        let hidden = case["hidden_activation"]
+            .as_str()
+            .expect("hidden activation");
         let ce = case.get("target_index").is_some();
         let (t64, t32) = match (sizes.as_slice(), hidden, ce) {
             ([4, 8, 3], "tanh", true) => (
@@ -254,7 +331,10 @@ fn check_all(tol64: f64, tol32: f64) {
                 if ce { "cross-entropy" } else { "MSE" }
             ),
         };
-        println!("{name}: largest error f64 {:.2e} ({}), f32 {:.2e} ({})", t64.worst, t64.what, t32.worst, t32.what);
+        println!(
+            "{name}: largest error f64 {:.2e} ({}), f32 {:.2e} ({})",
+            t64.worst, t64.what, t32.worst, t32.what
+        );
     }
 }
 
