@@ -115,7 +115,7 @@ where
     N: Network<784, 10, Scalar = f32>,
     O: Optimizer<f32>,
 {
-    let mut trainer = Trainer::new(CrossEntropy::default(), opt)
+    let mut trainer = Trainer::new(CrossEntropy, opt)
         .epochs(1)
         .batch_size(batch)
         .shuffle(false)
@@ -174,13 +174,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         ("infer1000", "w2") => println!("samples_per_s={:.0}", infer1000::<W2>(&a, &test_set)),
         ("acc", _) => {
             let mut net = W1::new(&mut StdRng::seed_from_u64(0));
-            let mut trainer = Trainer::new(CrossEntropy::default(), Adam::new(1e-3))
+            let mut trainer = Trainer::new(CrossEntropy, Adam::new(1e-3))
                 .epochs(3)
                 .batch_size(64)
                 .seed(0)
                 .progress(Progress::Lines);
             trainer.fit(&mut net, &train_set, None)?;
-            let (_, m) = evaluate(&net, &CrossEntropy::default(), &test_set)?;
+            let (_, m) = evaluate(&net, &CrossEntropy, &test_set)?;
             println!("test_accuracy={:.4}", m.accuracy().unwrap_or(0.0));
         }
         (mode, net) => return Err(format!("unknown workload --mode {mode} --net {net}").into()),

@@ -69,7 +69,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let train = two_moons(1000, 0.1, &mut rng)?;
     let test = two_moons(500, 0.1, &mut rng)?;
     let mut net = Moons::new(&mut rng);
-    let mut trainer = Trainer::new(BinaryCrossEntropy::default(), Adam::new(0.01))
+    let mut trainer = Trainer::new(BinaryCrossEntropy, Adam::new(0.01))
         .epochs(60)
         .batch_size(32)
         .seed(11)

@@ -99,7 +99,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("{}", net.summary());
 
     let started = Instant::now();
-    let mut trainer = Trainer::new(CrossEntropy::default(), Adam::new(1e-3))
+    let mut trainer = Trainer::new(CrossEntropy, Adam::new(1e-3))
         .epochs(opts.epochs)
         .batch_size(32)
         .seed(7)
@@ -112,7 +112,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         seconds / history.epochs.len().max(1) as f64
     );
 
-    let (test_loss, test_metrics) = evaluate(&net, &CrossEntropy::default(), &test)?;
+    let (test_loss, test_metrics) = evaluate(&net, &CrossEntropy, &test)?;
     let predictions = net.forward(test.inputs());
     let confusion =
         ConfusionMatrix::from_outputs(predictions.as_slice(), 10, test.labels_as_classes()?)?;

@@ -29,7 +29,7 @@ fn run<O: Optimizer<f32>>(
     val: &Dataset<f32, 784>,
 ) -> Result<History, Box<dyn Error>> {
     let mut net = Small::new(&mut StdRng::seed_from_u64(42));
-    Ok(Trainer::new(CrossEntropy::default(), opt)
+    Ok(Trainer::new(CrossEntropy, opt)
         .epochs(epochs)
         .batch_size(32)
         .seed(42)

@@ -35,7 +35,7 @@ fn fit<N: Network<784, 10, Scalar = f32>>(
     epochs: usize,
 ) -> Result<History, Box<dyn Error>> {
     let mut net = N::init(&mut StdRng::seed_from_u64(3));
-    let trainer = Trainer::new(CrossEntropy::default(), Adam::new(1e-3))
+    let trainer = Trainer::new(CrossEntropy, Adam::new(1e-3))
         .epochs(epochs)
         .batch_size(32)
         .seed(3)

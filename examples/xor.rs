@@ -31,7 +31,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     )?;
 
     let mut net = Xor::new(&mut StdRng::seed_from_u64(3));
-    let mut trainer = Trainer::new(BinaryCrossEntropy::default(), Adam::new(0.05))
+    let mut trainer = Trainer::new(BinaryCrossEntropy, Adam::new(0.05))
         .epochs(300)
         .batch_size(4)
         .progress(Progress::Off);

@@ -50,7 +50,7 @@ fn training_steps_after_the_first_allocate_nothing() {
     let train = data(64 * 10);
     let mut net = Net::new(&mut StdRng::seed_from_u64(1));
     let mut counts = Vec::with_capacity(64); // never grows: its pushes allocate nothing
-    let mut trainer = Trainer::new(CrossEntropy::default(), Adam::new(1e-3))
+    let mut trainer = Trainer::new(CrossEntropy, Adam::new(1e-3))
         .epochs(2)
         .batch_size(64)
         .l2(1e-4)

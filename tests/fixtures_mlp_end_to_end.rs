@@ -319,8 +319,8 @@ fn check_all(tol64: f64, tol32: f64) {
         let ce = case.get("target_index").is_some();
         let (t64, t32) = match (sizes.as_slice(), hidden, ce) {
             ([4, 8, 3], "tanh", true) => (
-                run_case::<Tanh4x8x3, f64, _, 4, 3>(case, CrossEntropy::default(), tol64),
-                run_case::<Tanh4x8x3F32, f32, _, 4, 3>(case, CrossEntropy::default(), tol32),
+                run_case::<Tanh4x8x3, f64, _, 4, 3>(case, CrossEntropy, tol64),
+                run_case::<Tanh4x8x3F32, f32, _, 4, 3>(case, CrossEntropy, tol32),
             ),
             ([3, 5, 1], "sigmoid", false) => (
                 run_case::<Sigmoid3x5x1, f64, _, 3, 1>(case, Mse, tol64),

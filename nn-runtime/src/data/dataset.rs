@@ -96,7 +96,7 @@ impl<T: Float, const IN: usize> Dataset<T, IN> {
                 "samples need at least one feature".into(),
             ));
         }
-        if inputs.len() % IN != 0 {
+        if !inputs.len().is_multiple_of(IN) {
             return Err(DataError::Length {
                 what: "input values (a multiple of the feature count)",
                 expected: IN * inputs.len().div_ceil(IN),
