@@ -181,10 +181,12 @@ impl<T: Float> Slots<T> {
                     )));
                 };
                 match len {
-                    Some(l) if l != b.len() => return Err(OptimError::State(format!(
+                    Some(l) if l != b.len() => {
+                        return Err(OptimError::State(format!(
                         "buffer `{tensor}.{n}` has {} values, the other buffers of `{tensor}` {l}",
                         b.len()
-                    ))),
+                    )))
+                    }
                     _ => len = Some(b.len()),
                 }
                 out.push(b.clone());
