@@ -183,3 +183,374 @@ pub(crate) fn unit_interval(value: f64) -> bool {
 pub(crate) fn pow_step(base: f64, step: u64) -> f64 {
     base.powf(step.max(1) as f64)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Paths the PyTorch fixture does not cover, against naive per-element transcriptions of
+    //! the algorithms in the type docs (scalar state, no slices, no hoisting).
+    use super::*;
+
+    const T0: TensorInfo = TensorInfo {
+        index: 0,
+        name: "dense0.weight",
+        rows: 2,
+        cols: 2,
+        is_bias: false,
+        l1: 0.0,
+        l2: 0.0,
+    };
+    const T1: TensorInfo = TensorInfo {
+        index: 1,
+        name: "dense0.bias",
+        rows: 2,
+        cols: 1,
+        is_bias: true,
+        l1: 0.0,
+        l2: 0.0,
+    };
+
+    fn grads(step: usize, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let x = (step * 7 + i * 3) as f64;
+                (x * 0.37).sin() * if i == 1 { 0.0 } else { 1.0 + step as f64 }
+            })
+            .collect()
+    }
+
+    /// Runs `opt` for `steps` over two tensors and `naive` element by element; compares.
+    fn check(
+        mut opt: impl Optimizer<f64>,
+        steps: usize,
+        naive: impl Fn(usize, f64, f64, &mut [f64; 4]) -> f64,
+    ) {
+        let mut w = vec![0.5, -1.0, 0.0, 2.0];
+        let mut b = vec![0.1, -0.2];
+        let mut w_ref = w.clone();
+        let mut b_ref = b.clone();
+        let mut sw = [[0.0; 4]; 4];
+        let mut sb = [[0.0; 4]; 2];
+        for t in 1..=steps {
+            let gw = grads(t, 4);
+            let gb = grads(t + 100, 2);
+            opt.begin_step();
+            opt.update(&T0, &mut w, &gw);
+            opt.update(&T1, &mut b, &gb);
+            for i in 0..4 {
+                w_ref[i] = naive(t, w_ref[i], gw[i], &mut sw[i]);
+            }
+            for i in 0..2 {
+                b_ref[i] = naive(t, b_ref[i], gb[i], &mut sb[i]);
+            }
+            for (x, y) in w.iter().chain(&b).zip(w_ref.iter().chain(&b_ref)) {
+                assert!(
+                    (x - y).abs() <= 1e-12 * y.abs().max(1.0),
+                    "step {t}: {x} vs {y}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sgd_dampening_weight_decay_maximize() {
+        let (lr, mu, tau, wd) = (0.1, 0.8, 0.3, 0.05);
+        let opt = Sgd::new(lr)
+            .momentum(mu)
+            .dampening(tau)
+            .weight_decay(wd)
+            .maximize(true);
+        check(opt, 6, |t, p, g, s| {
+            let g = -g + wd * p;
+            s[0] = if t == 1 {
+                g
+            } else {
+                mu * s[0] + (1.0 - tau) * g
+            };
+            p - lr * s[0]
+        });
+    }
+
+    #[test]
+    fn sgd_nesterov() {
+        let (lr, mu) = (0.05, 0.9);
+        check(Sgd::new(lr).momentum(mu).nesterov(true), 6, |t, p, g, s| {
+            s[0] = if t == 1 { g } else { mu * s[0] + g };
+            p - lr * (g + mu * s[0])
+        });
+    }
+
+    #[test]
+    fn adagrad_lr_decay_initial_accumulator_weight_decay() {
+        let (lr, eta, s0, wd, eps) = (0.1, 0.2, 0.3, 0.01, 1e-10);
+        let opt = Adagrad::new(lr)
+            .lr_decay(eta)
+            .initial_accumulator_value(s0)
+            .weight_decay(wd);
+        check(opt, 6, |t, p, g, s| {
+            if t == 1 {
+                s[0] = s0;
+            }
+            let g = g + wd * p;
+            s[0] += g * g;
+            p - lr / (1.0 + (t as f64 - 1.0) * eta) * g / (s[0].sqrt() + eps)
+        });
+    }
+
+    fn rms(momentum: f64, centered: bool) {
+        let (lr, a, eps, wd) = (0.01, 0.9, 1e-8, 0.02);
+        let opt = RmsProp::new(lr)
+            .alpha(a)
+            .weight_decay(wd)
+            .momentum(momentum)
+            .centered(centered);
+        check(opt, 6, |_, p, g, s| {
+            let g = g + wd * p;
+            s[0] = a * s[0] + (1.0 - a) * g * g;
+            let d = if centered {
+                s[1] = a * s[1] + (1.0 - a) * g;
+                (s[0] - s[1] * s[1]).sqrt() + eps
+            } else {
+                s[0].sqrt() + eps
+            };
+            if momentum > 0.0 {
+                s[2] = momentum * s[2] + g / d;
+                p - lr * s[2]
+            } else {
+                p - lr * g / d
+            }
+        });
+    }
+
+    #[test]
+    fn rmsprop_every_combination() {
+        rms(0.0, false);
+        rms(0.7, false);
+        rms(0.0, true);
+        rms(0.7, true);
+    }
+
+    fn adam_naive(
+        lr: f64,
+        b1: f64,
+        b2: f64,
+        wd: f64,
+        amsgrad: bool,
+        decoupled: bool,
+    ) -> impl Fn(usize, f64, f64, &mut [f64; 4]) -> f64 {
+        move |t, p, g, s| {
+            let mut p = p;
+            let mut g = g;
+            if decoupled {
+                p *= 1.0 - lr * wd;
+            } else {
+                g += wd * p;
+            }
+            s[0] = b1 * s[0] + (1.0 - b1) * g;
+            s[1] = b2 * s[1] + (1.0 - b2) * g * g;
+            s[2] = s[2].max(s[1]);
+            let v = if amsgrad { s[2] } else { s[1] };
+            let t = t as f64;
+            let d = v.sqrt() / (1.0 - b2.powf(t)).sqrt() + 1e-8;
+            p - lr / (1.0 - b1.powf(t)) * s[0] / d
+        }
+    }
+
+    #[test]
+    fn adam_amsgrad_and_weight_decay() {
+        let opt = Adam::new(0.05)
+            .betas(0.8, 0.9)
+            .weight_decay(0.1)
+            .amsgrad(true);
+        check(opt, 8, adam_naive(0.05, 0.8, 0.9, 0.1, true, false));
+        let opt = Adam::new(0.05).betas(0.8, 0.9).weight_decay(0.1);
+        check(opt, 8, adam_naive(0.05, 0.8, 0.9, 0.1, false, false));
+    }
+
+    #[test]
+    fn adamw_is_adam_with_decoupled_decay() {
+        let opt = AdamW::new(0.05)
+            .betas(0.3, 0.9)
+            .weight_decay(0.1)
+            .amsgrad(true);
+        check(opt, 8, adam_naive(0.05, 0.3, 0.9, 0.1, true, true));
+        let opt = Adam::new(0.05)
+            .weight_decay(0.1)
+            .decoupled_weight_decay(true);
+        check(opt, 8, adam_naive(0.05, 0.9, 0.999, 0.1, false, true));
+        assert_eq!(Optimizer::<f64>::name(&AdamW::<f64>::default()), "AdamW");
+    }
+
+    #[test]
+    fn adamax_weight_decay() {
+        let (lr, b1, b2, wd, eps) = (0.02, 0.85, 0.95, 0.1, 1e-8);
+        check(
+            AdaMax::new(lr).betas(b1, b2).weight_decay(wd),
+            8,
+            |t, p, g, s| {
+                let g = g + wd * p;
+                s[0] = b1 * s[0] + (1.0 - b1) * g;
+                s[1] = (b2 * s[1]).max(g.abs() + eps);
+                p - lr / (1.0 - b1.powi(t as i32)) * s[0] / s[1]
+            },
+        );
+    }
+
+    #[test]
+    fn defaults_are_pytorch() {
+        assert_eq!(
+            Optimizer::<f64>::learning_rate(&Sgd::<f64>::default()),
+            1e-3
+        );
+        assert_eq!(
+            Optimizer::<f64>::learning_rate(&Adagrad::<f64>::default()),
+            1e-2
+        );
+        assert_eq!(
+            Optimizer::<f64>::learning_rate(&RmsProp::<f64>::default()),
+            1e-2
+        );
+        assert_eq!(
+            Optimizer::<f64>::learning_rate(&Adam::<f64>::default()),
+            1e-3
+        );
+        assert_eq!(
+            Optimizer::<f64>::learning_rate(&AdaMax::<f64>::default()),
+            2e-3
+        );
+        assert_eq!(
+            Optimizer::<f64>::learning_rate(&AdamW::<f64>::default()),
+            1e-3
+        );
+    }
+
+    #[test]
+    fn invalid_hyperparameters_are_errors() {
+        fn bad(o: &dyn Optimizer<f32>) {
+            assert!(o.validate().is_err(), "{} accepted", o.name());
+        }
+        bad(&Sgd::new(-0.1));
+        bad(&Sgd::new(f64::NAN));
+        bad(&Sgd::new(0.1).nesterov(true));
+        bad(&Sgd::new(0.1).momentum(0.9).dampening(0.1).nesterov(true));
+        bad(&Sgd::new(0.1).momentum(-0.9));
+        bad(&Adagrad::new(0.1).lr_decay(-1.0));
+        bad(&Adagrad::new(0.1).initial_accumulator_value(-1.0));
+        bad(&RmsProp::new(0.1).alpha(1.5));
+        bad(&RmsProp::new(0.1).eps(-1.0));
+        bad(&Adam::new(0.1).betas(1.0, 0.999));
+        bad(&Adam::new(0.1).betas(0.9, -0.1));
+        bad(&AdaMax::new(0.1).weight_decay(-1.0));
+        bad(&AdamW::new(0.1).betas(0.9, 1.0));
+        let e = Adam::<f32>::new(1e-3).betas(0.9, 1.0).checked().err();
+        assert_eq!(
+            e.map(|e| e.to_string()).unwrap_or_default(),
+            "Adam: invalid betas[1] = 1: must be in [0, 1)"
+        );
+        // Stepping an invalid optimizer does not panic.
+        let mut o = Sgd::<f32>::new(0.1).nesterov(true);
+        let mut p = [1.0f32; 4];
+        o.begin_step();
+        o.update(&T0, &mut p, &[1.0; 4]);
+    }
+
+    #[test]
+    fn state_names_and_load_errors() {
+        let mut o = Adam::<f64>::new(0.1).amsgrad(true);
+        let mut w = [1.0; 4];
+        let mut b = [1.0; 2];
+        o.begin_step();
+        o.update(&T0, &mut w, &[0.1; 4]);
+        o.update(&T1, &mut b, &[0.1; 2]);
+        let s = o.state();
+        let names: Vec<&str> = s.buffers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "dense0.weight.exp_avg",
+                "dense0.weight.exp_avg_sq",
+                "dense0.weight.max_exp_avg_sq",
+                "dense0.bias.exp_avg",
+                "dense0.bias.exp_avg_sq",
+                "dense0.bias.max_exp_avg_sq"
+            ]
+        );
+        assert_eq!((s.name.as_str(), s.step, s.lr), ("Adam", 1, 0.1));
+
+        let reject = |o: &mut Adam<f64>, state: &OptimizerState<f64>, needle: &str| {
+            let before = o.state();
+            let e = o.load_state(state).err().unwrap_or_default();
+            assert!(e.contains(needle), "`{e}` lacks `{needle}`");
+            assert_eq!(o.state(), before, "a failed load changed the state");
+        };
+        let mut wrong = s.clone();
+        wrong.name = "SGD".into();
+        reject(&mut o, &wrong, "SGD");
+        let mut wrong = s.clone();
+        wrong.buffers[0].1.push(0.0);
+        reject(&mut o, &wrong, "dense0.weight");
+        let mut wrong = s.clone();
+        wrong.buffers[1].0 = "dense0.weight.momentum".into();
+        reject(&mut o, &wrong, "unknown buffer");
+        let mut wrong = s.clone();
+        wrong.buffers.truncate(5);
+        reject(&mut o, &wrong, "max_exp_avg_sq");
+        let mut wrong = s.clone();
+        wrong.buffers.truncate(3);
+        reject(&mut o, &wrong, "dense0.bias");
+        let mut wrong = s.clone();
+        wrong.buffers.push(wrong.buffers[0].clone());
+        reject(&mut o, &wrong, "twice");
+        // Lengths that disagree with the network's layout, for a fresh optimizer.
+        let mut fresh = Adam::<f64>::new(0.1).amsgrad(true);
+        let mut short = s.clone();
+        for (n, v) in &mut short.buffers {
+            if n.starts_with("dense0.bias") {
+                v.push(0.0);
+            }
+        }
+        assert!(
+            fresh.load_state(&short).is_ok(),
+            "self-consistent, layout unknown"
+        );
+        let mut fresh = Adam::<f64>::new(0.1).amsgrad(true);
+        let e = fresh
+            .load_state_for(&short, &[T0, T1])
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("dense0.bias"), "{e}");
+        assert!(fresh.load_state_for(&s, &[T0, T1]).is_ok());
+        assert_eq!(fresh.state(), s);
+        assert!(fresh.load_state_for(&s, &[T0]).is_err());
+    }
+
+    #[test]
+    fn loaded_state_of_wrong_length_starts_afresh_without_panicking() {
+        let mut o = Sgd::<f64>::new(0.1).momentum(0.9);
+        let state = OptimizerState {
+            name: "SGD".into(),
+            step: 3,
+            lr: 0.1,
+            buffers: vec![("dense0.weight.momentum_buffer".into(), vec![1.0; 3])],
+        };
+        assert!(o.load_state(&state).is_ok());
+        let mut w = [0.0; 4];
+        o.begin_step();
+        o.update(&T0, &mut w, &[1.0; 4]);
+        assert_eq!(w, [-0.1; 4]);
+    }
+
+    #[test]
+    fn buffers_and_step_count_stable_after_first_sight() {
+        let mut o = Adam::<f32>::new(0.1);
+        let mut w = [1.0f32; 4];
+        o.begin_step();
+        o.update(&T0, &mut w, &[0.5; 4]);
+        let ptr = o.state().buffers.len();
+        for _ in 0..3 {
+            o.begin_step();
+            o.update(&T0, &mut w, &[0.5; 4]);
+        }
+        assert_eq!(o.state().buffers.len(), ptr);
+        assert_eq!(o.state().step, 4);
+    }
+}
