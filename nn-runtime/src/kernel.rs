@@ -115,6 +115,23 @@ pub fn gemm<T: Float>(
     }
 }
 
+/// Whether every value is finite (no NaN, no infinity), in one vectorized pass: `x * 0` is 0
+/// for a finite `x` and NaN otherwise, summed over sixteen independent lanes.
+pub fn all_finite<T: Float>(x: &[T]) -> bool {
+    let mut lanes = [T::zero(); 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in chunks.by_ref() {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v * T::zero();
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(T::zero(), |a, &v| a + v * T::zero());
+    (lanes.iter().fold(tail, |a, &l| a + l)).is_finite()
+}
+
 /// `y = W x + b` for one sample: `W` is `m x k` column-major, `x` has `k`, `y` and `b` have `m`.
 ///
 /// Walks `W` column by column (`y += x_j W[:, j]`), four columns at a time, so the inner loop
@@ -234,6 +251,21 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn all_finite_finds_any_nan_or_infinity() {
+        let mut x = vec![1.0e30f32; 37];
+        assert!(all_finite(&x));
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for at in [0, 15, 16, 36] {
+                let keep = x[at];
+                x[at] = bad;
+                assert!(!all_finite(&x), "{bad} at {at}");
+                x[at] = keep;
+            }
+        }
+        assert!(all_finite::<f64>(&[]));
     }
 
     #[test]

@@ -174,24 +174,20 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         let (bufs, _) = self.slots.get(tensor, param.len(), names, &[]);
         match bufs {
             [m, v] => {
-                for (((p, &g), m), v) in param
-                    .iter_mut()
-                    .zip(grad)
-                    .zip(m.iter_mut())
-                    .zip(v.iter_mut())
-                {
-                    let mut g = g * sign;
-                    if coupled {
-                        g += wd * *p;
-                    }
-                    if decoupled {
-                        *p *= shrink;
-                    }
-                    *m += w1 * (g - *m);
-                    *v = *v * beta2 + w2 * g * g;
-                    let d = v.sqrt() / bc2_sqrt + eps;
-                    *p += neg_step_size * *m / d;
-                }
+                let k = AdamConsts {
+                    sign,
+                    coupled,
+                    decoupled,
+                    wd,
+                    shrink,
+                    w1,
+                    beta2,
+                    w2,
+                    bc2_sqrt,
+                    eps,
+                    neg_step_size,
+                };
+                adam_update(k, param, grad, m, v);
             }
             [m, v, vmax] => {
                 for ((((p, &g), m), v), vmax) in param
@@ -274,5 +270,70 @@ pub(crate) fn max_nan<T: Float>(a: T, b: T) -> T {
         a
     } else {
         b
+    }
+}
+
+/// The per-step constants of the Adam update.
+#[derive(Clone, Copy)]
+struct AdamConsts<T> {
+    sign: T,
+    coupled: bool,
+    decoupled: bool,
+    wd: T,
+    shrink: T,
+    w1: T,
+    beta2: T,
+    w2: T,
+    bc2_sqrt: T,
+    eps: T,
+    neg_step_size: T,
+}
+
+/// The Adam update of one tensor, compiled for AVX2 and FMA when the processor has them
+/// (detected at run time), else for the baseline instruction set.
+fn adam_update<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the processor supports the features `adam_avx2` is compiled for.
+            unsafe { adam_avx2(k, param, grad, m, v) };
+            return;
+        }
+    }
+    adam_loop(k, param, grad, m, v);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn adam_avx2<T: Float>(
+    k: AdamConsts<T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    adam_loop(k, param, grad, m, v);
+}
+
+/// `m ← β₁ m + (1-β₁) g`, `v ← β₂ v + (1-β₂) g²`, `p ← p - lr/bc₁ · m / (√v/√bc₂ + ε)`.
+#[inline(always)]
+fn adam_loop<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]) {
+    for (((p, &g), m), v) in param
+        .iter_mut()
+        .zip(grad)
+        .zip(m.iter_mut())
+        .zip(v.iter_mut())
+    {
+        let mut g = g * k.sign;
+        if k.coupled {
+            g += k.wd * *p;
+        }
+        if k.decoupled {
+            *p *= k.shrink;
+        }
+        *m += k.w1 * (g - *m);
+        *v = *v * k.beta2 + k.w2 * g * g;
+        let d = v.sqrt() / k.bc2_sqrt + k.eps;
+        *p += k.neg_step_size * *m / d;
     }
 }

@@ -6,7 +6,7 @@ use super::progress::{EpochProgress, Progress};
 use super::TrainError;
 use crate::data::{BatchOrder, Dataset, Labels};
 use crate::loss::{loss_on_output, Loss, Targets};
-use crate::network::{BatchView, Network, Tape};
+use crate::network::{BatchView, Network, Parameters, Tape};
 use crate::optim::Optimizer;
 use crate::scalar::Float;
 use nalgebra::{Const, Dyn};
@@ -535,8 +535,9 @@ impl<L, O> Trainer<'_, L, O> {
                 })?;
                 net.backward(x, &mut tape, wrt, &mut grads);
                 let value = value.to_f64() + penalty.apply(&*net, &mut grads);
-                let norm = crate::regularization::global_norm(&grads);
-                if !value.is_finite() || !norm.is_finite() {
+                let mut finite = true;
+                grads.for_each_tensor(&mut |_, g| finite &= crate::kernel::all_finite(g));
+                if !value.is_finite() || !finite {
                     return Err(TrainError::NonFinite {
                         epoch,
                         batch: b,
