@@ -21,6 +21,9 @@
 //! ```
 #![deny(missing_docs)]
 
+// Lets generated code name this crate `::nn` from inside it too (doctests).
+extern crate self as nn;
+
 pub use nn_macros::network;
 /// The runtime every generated network uses (re-exported `nn-runtime`).
 pub use nn_runtime as runtime;

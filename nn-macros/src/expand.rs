@@ -15,16 +15,15 @@ use syn::Ident;
 /// `nn` (under any name), else `::nn_runtime` (under any name).
 pub fn runtime_path() -> TokenStream {
     use proc_macro_crate::{crate_name, FoundCrate};
-    let this_crate = std::env::var("CARGO_CRATE_NAME").unwrap_or_default();
+    // Inside `nn` or `nn-runtime` themselves (their doctests, examples and tests), the crate's
+    // own name resolves too: each declares `extern crate self as ...`.
     match crate_name("nn") {
-        Ok(FoundCrate::Itself) if this_crate == "nn" => quote!(crate::runtime),
         Ok(FoundCrate::Itself) => quote!(::nn::runtime),
         Ok(FoundCrate::Name(name)) => {
             let name = format_ident!("{}", name);
             quote!(::#name::runtime)
         }
         Err(_) => match crate_name("nn-runtime") {
-            Ok(FoundCrate::Itself) if this_crate == "nn_runtime" => quote!(crate),
             Ok(FoundCrate::Itself) => quote!(::nn_runtime),
             Ok(FoundCrate::Name(name)) => {
                 let name = format_ident!("{}", name);

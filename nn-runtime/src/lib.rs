@@ -4,6 +4,9 @@
 //! implements, its layers and kernels, activations, and the training machinery.
 #![deny(missing_docs)]
 
+// Lets generated code name this crate `::nn_runtime` from inside it too.
+extern crate self as nn_runtime;
+
 pub mod activation;
 pub mod data;
 pub mod gradcheck;
