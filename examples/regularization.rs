@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! cargo run --release --example regularization
+//! cargo run --release --example regularization -- --epochs 8   # shorter
 //! ```
 
 use nn::prelude::*;
@@ -68,7 +69,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (train, test) = mnist::load::<f32>(&dir)?;
     let train = train.subset(&(0..1000).collect::<Vec<_>>())?;
     let val = test.subset(&(0..2000).collect::<Vec<_>>())?;
-    let epochs = 30;
+    let mut epochs = 30;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--epochs" => epochs = args.next().ok_or("--epochs needs a value")?.parse()?,
+            other => return Err(format!("unknown argument `{other}`").into()),
+        }
+    }
 
     let runs = [
         (

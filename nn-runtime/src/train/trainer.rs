@@ -477,7 +477,7 @@ impl<L, O> Trainer<'_, L, O> {
         if let Some(path) = &self.resume {
             let (_, ck) = crate::persist::load_checkpoint_into(net, path)?;
             self.optimizer
-                .load_state(&ck.optimizer)
+                .load_state_for(&ck.optimizer, N::TENSORS)
                 .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
             first_epoch = ck.epoch as usize + 1;
             let base = ck.extra.get("base_lr").and_then(serde_json::Value::as_f64);
