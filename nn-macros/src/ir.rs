@@ -203,7 +203,9 @@ impl Act {
     pub fn needs_z(self) -> bool {
         matches!(
             self,
-            Act::LeakyRelu(_)
+            Act::Sigmoid
+                | Act::Tanh
+                | Act::LeakyRelu(_)
                 | Act::Elu(_)
                 | Act::Gelu
                 | Act::GeluTanh

@@ -101,7 +101,8 @@ impl<T: Float> Elementwise<T> for Identity {
     }
 }
 
-/// Logistic sigmoid `σ(z) = 1 / (1 + e^{-z})`, `σ'(z) = σ(z)(1 - σ(z))`.
+/// Logistic sigmoid `σ(z) = 1 / (1 + e^{-z})`, `σ'(z) = σ(z)(1 - σ(z))` (computed from `z` in
+/// `f64`).
 ///
 /// Computed as `e^{z} / (1 + e^{z})` for negative `z`, so `e^{-z}` never overflows.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -120,31 +121,35 @@ pub fn sigmoid<T: Float>(z: T) -> T {
 
 impl<T: Float> Elementwise<T> for Sigmoid {
     const NAME: &'static str = "sigmoid";
-    const NEEDS_Z: bool = false;
+    // From `z` in f64: `σ(z)(1 - σ(z))` from an f32 output loses digits where σ is near 1.
+    const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
         sigmoid(z)
     }
     #[inline]
-    fn derivative(&self, _z: T, a: T) -> T {
-        a * (T::one() - a)
+    fn derivative(&self, z: T, _a: T) -> T {
+        let s = sigmoid(z.to_f64());
+        T::of(s * (1.0 - s))
     }
 }
 
-/// `tanh(z)`, derivative `1 - tanh²(z)`.
+/// `tanh(z)`, derivative `1 - tanh²(z)` (computed from `z` in `f64`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Tanh;
 
 impl<T: Float> Elementwise<T> for Tanh {
     const NAME: &'static str = "tanh";
-    const NEEDS_Z: bool = false;
+    // From `z` in f64: `1 - a²` from an f32 output loses digits where |a| is near 1.
+    const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
         z.tanh()
     }
     #[inline]
-    fn derivative(&self, _z: T, a: T) -> T {
-        T::one() - a * a
+    fn derivative(&self, z: T, _a: T) -> T {
+        let t = z.to_f64().tanh();
+        T::of(1.0 - t * t)
     }
 }
 
@@ -231,12 +236,18 @@ impl<T: Float> Elementwise<T> for Elu<T> {
     }
 }
 
-/// Exact GELU, `gelu(z) = z Φ(z) = z/2 (1 + erf(z/√2))`; `gelu'(z) = Φ(z) + z φ(z)`.
+/// Exact GELU, `gelu(z) = z Φ(z)`, `Φ(z) = erfc(-z/√2)/2`; `gelu'(z) = Φ(z) + z φ(z)`.
+///
+/// Computed in `f64` with `erfc`, which stays accurate in the far negative tail where
+/// `1 + erf(z/√2)` would cancel to zero.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Gelu;
 
-fn erf<T: Float>(x: T) -> T {
-    T::of(libm::erf(x.to_f64()))
+/// `Φ(z)`, the standard normal distribution function, and `φ(z)`, its density, in `f64`.
+fn normal_cdf_pdf(z: f64) -> (f64, f64) {
+    let cdf = 0.5 * libm::erfc(-z * std::f64::consts::FRAC_1_SQRT_2);
+    let pdf = (-0.5 * z * z).exp() * 0.398_942_280_401_432_7;
+    (cdf, pdf)
 }
 
 impl<T: Float> Elementwise<T> for Gelu {
@@ -244,20 +255,19 @@ impl<T: Float> Elementwise<T> for Gelu {
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
-        let half = T::of(0.5);
-        half * z * (T::one() + erf(z * T::FRAC_1_SQRT_2()))
+        let z = z.to_f64();
+        T::of(z * normal_cdf_pdf(z).0)
     }
     #[inline]
     fn derivative(&self, z: T, _a: T) -> T {
-        let half = T::of(0.5);
-        let cdf = half * (T::one() + erf(z * T::FRAC_1_SQRT_2()));
-        let pdf = (-half * z * z).exp() * T::of(0.398_942_280_401_432_7);
-        cdf + z * pdf
+        let z = z.to_f64();
+        let (cdf, pdf) = normal_cdf_pdf(z);
+        T::of(cdf + z * pdf)
     }
 }
 
 /// GELU, tanh approximation: `z/2 (1 + tanh(u))`, `u = √(2/π) (z + 0.044715 z³)`;
-/// derivative `(1 + tanh u)/2 + z/2 (1 - tanh² u) √(2/π) (1 + 3·0.044715 z²)`.
+/// derivative `(1 + tanh u)/2 + z/2 (1 - tanh² u) √(2/π) (1 + 3·0.044715 z²)`, computed in `f64`.
 /// DSL: `gelu_tanh`.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GeluTanh;
@@ -270,17 +280,19 @@ impl<T: Float> Elementwise<T> for GeluTanh {
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
-        let u = T::of(SQRT_2_OVER_PI) * (z + T::of(GELU_CUBIC) * z * z * z);
-        T::of(0.5) * z * (T::one() + u.tanh())
+        // In f64, so that `1 + tanh u` keeps its tail in f32 networks too.
+        let z = z.to_f64();
+        let u = SQRT_2_OVER_PI * (z + GELU_CUBIC * z * z * z);
+        T::of(0.5 * z * (1.0 + u.tanh()))
     }
     #[inline]
     fn derivative(&self, z: T, _a: T) -> T {
-        let c = T::of(SQRT_2_OVER_PI);
-        let k = T::of(GELU_CUBIC);
-        let t = (c * (z + k * z * z * z)).tanh();
-        let half = T::of(0.5);
-        half * (T::one() + t)
-            + half * z * (T::one() - t * t) * c * (T::one() + T::of(3.0) * k * z * z)
+        let z = z.to_f64();
+        let t = (SQRT_2_OVER_PI * (z + GELU_CUBIC * z * z * z)).tanh();
+        T::of(
+            0.5 * (1.0 + t)
+                + 0.5 * z * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * z * z),
+        )
     }
 }
 
