@@ -8,7 +8,8 @@
 //!   validation set, progress output and a per-epoch history;
 //! - test accuracy and the confusion matrix;
 //! - saving the model as safetensors, loading it back and checking the predictions are
-//!   identical.
+//!   identical;
+//! - the loss and accuracy curves as SVG (feature `plot`, on by default).
 //!
 //! Run it from the repository root:
 //!
@@ -132,6 +133,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         model.display(),
         test.len()
     );
+
+    #[cfg(feature = "plot")]
+    {
+        let curves = opts.out.join("curves.svg");
+        nn::runtime::plot::write_curves(&history, &curves)?;
+        println!("wrote the loss and accuracy curves to {}", curves.display());
+    }
 
     let accuracy = test_metrics.accuracy().unwrap_or(0.0);
     println!("test_accuracy={accuracy:.4}");

@@ -91,3 +91,46 @@ pub fn write_curves(history: &History, path: impl AsRef<Path>) -> Result<(), Plo
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::{EpochRecord, Metrics, StopReason};
+
+    #[test]
+    fn writes_loss_and_accuracy_curves() {
+        let epochs = (1..=5)
+            .map(|e| EpochRecord {
+                epoch: e,
+                train_loss: 1.0 / e as f64,
+                train_metrics: Metrics::Classification {
+                    accuracy: 0.5 + 0.08 * e as f64,
+                },
+                val_loss: Some(1.2 / e as f64),
+                val_metrics: Some(Metrics::Classification {
+                    accuracy: 0.45 + 0.08 * e as f64,
+                }),
+                learning_rate: 1e-3,
+                seconds: 1.0,
+                samples_per_second: 1000.0,
+            })
+            .collect();
+        let history = History {
+            epochs,
+            stop: StopReason::Completed,
+            restored_epoch: None,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("curves.svg");
+        write_curves(&history, &path).expect("plot");
+        let svg = std::fs::read_to_string(&path).expect("svg written");
+        assert!(svg.starts_with("<svg"), "{}", &svg[..svg.len().min(80)]);
+        for text in ["loss", "accuracy", "train", "validation", "epoch"] {
+            assert!(svg.contains(text), "no `{text}` in the plot");
+        }
+        assert!(
+            svg.matches("<polyline").count() >= 4,
+            "two curves per panel"
+        );
+    }
+}
