@@ -14,6 +14,60 @@ pub struct PlotError {
     pub message: String,
 }
 
+type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+/// One panel: the training series in blue and the validation series in red, over epochs.
+fn draw_panel(
+    area: &Area<'_>,
+    title: &str,
+    train: &[(f64, f64)],
+    val: &[(f64, f64)],
+) -> Result<(), String> {
+    if train.is_empty() {
+        return Ok(());
+    }
+    let epochs = train.iter().chain(val).map(|p| p.0).fold(2.0, f64::max);
+    let (lo, hi) = train
+        .iter()
+        .chain(val)
+        .map(|p| p.1)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+            (a.min(v), b.max(v))
+        });
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let e = |x: &dyn std::fmt::Display| x.to_string();
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(1.0..epochs, (lo - pad)..(hi + pad))
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .draw()
+        .map_err(|x| e(&x))?;
+    chart
+        .draw_series(LineSeries::new(train.iter().copied(), &BLUE))
+        .map_err(|x| e(&x))?
+        .label("train")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
+    if !val.is_empty() {
+        chart
+            .draw_series(LineSeries::new(val.iter().copied(), &RED))
+            .map_err(|x| e(&x))?
+            .label("validation")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .map_err(|x| e(&x))
+}
+
 /// Writes the training curves of `history` to an SVG file: loss (train and validation) on
 /// the left, accuracy (train and validation, classification only) on the right.
 pub fn write_curves(history: &History, path: impl AsRef<Path>) -> Result<(), PlotError> {
@@ -25,7 +79,6 @@ pub fn write_curves(history: &History, path: impl AsRef<Path>) -> Result<(), Plo
     let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (left, right) = root.split_horizontally(480);
-    let epochs = history.epochs.len().max(1) as f64;
 
     let series = |f: &dyn Fn(&crate::train::EpochRecord) -> Option<f64>| -> Vec<(f64, f64)> {
         history
@@ -39,55 +92,8 @@ pub fn write_curves(history: &History, path: impl AsRef<Path>) -> Result<(), Plo
     let train_acc = series(&|e| e.train_metrics.accuracy());
     let val_acc = series(&|e| e.val_metrics.and_then(|m| m.accuracy()));
 
-    let panels: [(
-        &DrawingArea<SVGBackend, _>,
-        &str,
-        &[(f64, f64)],
-        &[(f64, f64)],
-    ); 2] = [
-        (&left, "loss", &train_loss, &val_loss),
-        (&right, "accuracy", &train_acc, &val_acc),
-    ];
-    for (area, title, train, val) in panels {
-        if train.is_empty() {
-            continue;
-        }
-        let all = train.iter().chain(val.iter()).map(|p| p.1);
-        let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
-            (a.min(v), b.max(v))
-        });
-        let pad = ((hi - lo) * 0.05).max(1e-6);
-        let mut chart = ChartBuilder::on(area)
-            .caption(title, ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(50)
-            .build_cartesian_2d(1.0..epochs.max(2.0), (lo - pad)..(hi + pad))
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc("epoch")
-            .draw()
-            .map_err(|e| err(&e))?;
-        chart
-            .draw_series(LineSeries::new(train.iter().copied(), &BLUE))
-            .map_err(|e| err(&e))?
-            .label("train")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLUE));
-        if !val.is_empty() {
-            chart
-                .draw_series(LineSeries::new(val.iter().copied(), &RED))
-                .map_err(|e| err(&e))?
-                .label("validation")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED));
-        }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()
-            .map_err(|e| err(&e))?;
-    }
+    draw_panel(&left, "loss", &train_loss, &val_loss).map_err(|e| err(&e))?;
+    draw_panel(&right, "accuracy", &train_acc, &val_acc).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;
     Ok(())
 }
