@@ -200,6 +200,11 @@ pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
     }
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor supports the features `matvec_avx512` is compiled for.
+            unsafe { matvec_avx512(w, x, y) };
+            return;
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the processor supports the features `matvec_avx2` is compiled for.
             unsafe { matvec_avx2(w, x, y) };
@@ -210,55 +215,63 @@ pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn matvec_avx512<T: Float>(w: &[T], x: &[T], y: &mut [T]) {
+    matvec_acc::<T, true>(w, x, y);
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn matvec_avx2<T: Float>(w: &[T], x: &[T], y: &mut [T]) {
     matvec_acc::<T, true>(w, x, y);
 }
 
-/// `y += W x`, eight columns at a time (so `y` is read and written once per eight columns),
-/// with fused multiply-adds when `FMA` (only where the processor has them: without hardware
-/// FMA `mul_add` is a slow library call).
+/// `y += W x`. Rows go in blocks of 64 whose partial sums stay in registers while the
+/// block sweeps every column (eight independent vector accumulators hide the multiply-add
+/// latency); leftover rows go eight columns at a time. Fused multiply-adds when `FMA` (only
+/// where the processor has them: without hardware FMA `mul_add` is a slow library call).
 #[inline(always)]
 fn matvec_acc<T: Float, const FMA: bool>(w: &[T], x: &[T], y: &mut [T]) {
+    const R: usize = 64;
     let m = y.len();
     let k = x.len();
     if m == 0 {
         return;
     }
     let madd = |a: T, b: T, c: T| if FMA { a.mul_add(b, c) } else { a * b + c };
+    let blocked = m / R * R;
+    for i0 in (0..blocked).step_by(R) {
+        let mut acc = [T::zero(); R];
+        acc.copy_from_slice(&y[i0..i0 + R]);
+        for (j, &xj) in x.iter().enumerate() {
+            let col = &w[j * m + i0..j * m + i0 + R];
+            for r in 0..R {
+                acc[r] = madd(col[r], xj, acc[r]);
+            }
+        }
+        y[i0..i0 + R].copy_from_slice(&acc);
+    }
+    if blocked == m {
+        return;
+    }
+    // The remaining rows, eight columns per pass.
+    let y = &mut y[blocked..];
+    let mr = m - blocked;
     const B: usize = 8;
-    let mut blocks = w[..m * k].chunks_exact(B * m);
     let mut j = 0;
-    for block in blocks.by_ref() {
-        let (c0, c1, c2, c3) = (
-            &block[..m],
-            &block[m..2 * m],
-            &block[2 * m..3 * m],
-            &block[3 * m..4 * m],
-        );
-        let (c4, c5, c6, c7) = (
-            &block[4 * m..5 * m],
-            &block[5 * m..6 * m],
-            &block[6 * m..7 * m],
-            &block[7 * m..8 * m],
-        );
-        let x = &x[j..j + B];
-        let y = &mut y[..m];
-        for i in 0..m {
-            let mut acc = y[i];
-            acc = madd(c0[i], x[0], acc);
-            acc = madd(c1[i], x[1], acc);
-            acc = madd(c2[i], x[2], acc);
-            acc = madd(c3[i], x[3], acc);
-            acc = madd(c4[i], x[4], acc);
-            acc = madd(c5[i], x[5], acc);
-            acc = madd(c6[i], x[6], acc);
-            acc = madd(c7[i], x[7], acc);
-            y[i] = acc;
+    while j + B <= k {
+        let c: [&[T]; B] = std::array::from_fn(|q| &w[(j + q) * m + blocked..(j + q) * m + m]);
+        for i in 0..mr {
+            let mut a = y[i];
+            for q in 0..B {
+                a = madd(c[q][i], x[j + q], a);
+            }
+            y[i] = a;
         }
         j += B;
     }
-    for col in blocks.remainder().chunks_exact(m) {
+    while j < k {
+        let col = &w[j * m + blocked..j * m + m];
         let xj = x[j];
         for (yi, &wi) in y.iter_mut().zip(col) {
             *yi = madd(wi, xj, *yi);
@@ -335,7 +348,15 @@ mod tests {
 
     #[test]
     fn matvec_matches_naive() {
-        for (m, k) in [(3, 1), (4, 4), (7, 9), (10, 13)] {
+        for (m, k) in [
+            (3, 1),
+            (4, 4),
+            (7, 9),
+            (10, 13),
+            (64, 9),
+            (130, 21),
+            (128, 784),
+        ] {
             let w: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.13).sin()).collect();
             let x: Vec<f64> = (0..k).map(|i| i as f64 - 2.5).collect();
             let b: Vec<f64> = (0..m).map(|i| i as f64 * 0.5).collect();
