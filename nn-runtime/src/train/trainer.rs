@@ -6,7 +6,7 @@ use super::progress::{EpochProgress, Progress};
 use super::TrainError;
 use crate::data::{BatchOrder, Dataset, Labels};
 use crate::loss::{loss_on_output, Loss, Targets};
-use crate::network::{BatchView, Network, Parameters, Tape};
+use crate::network::{BatchView, Network, OutputActivation, Parameters, Tape};
 use crate::optim::Optimizer;
 use crate::scalar::Float;
 use nalgebra::{Const, Dyn};
@@ -344,6 +344,8 @@ struct Tally {
     sum: f64,
     sum_sq: f64,
     values: usize,
+    /// Values whose side of 0.5 matches the target's (binary classification by a sigmoid).
+    binary_correct: usize,
 }
 
 impl Tally {
@@ -360,6 +362,7 @@ impl Tally {
             Targets::Values(y) => {
                 for (&o, &t) in output.iter().zip(y) {
                     let (o, t) = (o.to_f64(), t.to_f64());
+                    self.binary_correct += usize::from((o > 0.5) == (t > 0.5));
                     self.abs_err += (o - t).abs();
                     self.sq_err += (o - t) * (o - t);
                     self.sum += t;
@@ -375,10 +378,16 @@ impl Tally {
         self.loss_sum / self.batches.max(1) as f64
     }
 
-    fn metrics(&self, classification: bool) -> Metrics {
-        if classification {
+    /// Accuracy for class labels, and for 0/1 targets of a sigmoid output (each value on the
+    /// right side of 0.5); MAE and R² for other targets.
+    fn metrics(&self, kind: TaskKind) -> Metrics {
+        if kind == TaskKind::Classes {
             Metrics::Classification {
                 accuracy: self.correct as f64 / self.samples.max(1) as f64,
+            }
+        } else if kind == TaskKind::Binary {
+            Metrics::Classification {
+                accuracy: self.binary_correct as f64 / self.values.max(1) as f64,
             }
         } else {
             let n = self.values.max(1) as f64;
@@ -391,6 +400,32 @@ impl Tally {
                     0.0
                 },
             }
+        }
+    }
+}
+
+/// What the metrics of a data set are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TaskKind {
+    /// Class labels: accuracy by arg-max.
+    Classes,
+    /// 0/1 target values on a sigmoid output: accuracy by thresholding at 0.5.
+    Binary,
+    /// Other target values: MAE and R².
+    Regression,
+}
+
+impl TaskKind {
+    fn of<T: Float, const IN: usize>(data: &Dataset<T, IN>, output: OutputActivation) -> Self {
+        match data.labels() {
+            Labels::Classes { .. } => TaskKind::Classes,
+            Labels::Values { values, .. }
+                if output == OutputActivation::Sigmoid
+                    && values.iter().all(|&v| v == T::zero() || v == T::one()) =>
+            {
+                TaskKind::Binary
+            }
+            Labels::Values { .. } => TaskKind::Regression,
         }
     }
 }
@@ -466,7 +501,7 @@ impl<L, O> Trainer<'_, L, O> {
         if let Some(v) = validation {
             check_targets::<T, IN, OUT>(v, "validation")?;
         }
-        let classification = matches!(train.labels(), Labels::Classes { .. });
+        let kind = TaskKind::of(train, N::OUTPUT_ACTIVATION);
         let batch_size = self.batch_size.min(train.len());
         let mut order =
             BatchOrder::new(train.len(), batch_size, self.shuffle.then_some(self.seed))?;
@@ -559,11 +594,7 @@ impl<L, O> Trainer<'_, L, O> {
                 let parts = tape.output_parts();
                 tally.add(value, parts.output, OUT, ws.targets(train.labels(), n));
                 done += n;
-                progress.batch(
-                    done,
-                    tally.loss(),
-                    classification.then(|| tally.metrics(true).accuracy().unwrap_or(0.0)),
-                );
+                progress.batch(done, tally.loss(), tally.metrics(kind).accuracy());
                 if let Some(cb) = self.on_batch.as_mut() {
                     let info = BatchEnd {
                         epoch,
@@ -589,7 +620,7 @@ impl<L, O> Trainer<'_, L, O> {
             let record = EpochRecord {
                 epoch,
                 train_loss: tally.loss(),
-                train_metrics: tally.metrics(classification),
+                train_metrics: tally.metrics(kind),
                 val_loss,
                 val_metrics,
                 learning_rate: lr,
@@ -703,7 +734,7 @@ where
     T: Float,
     L: Loss<T> + ?Sized,
 {
-    let classification = matches!(data.labels(), Labels::Classes { .. });
+    let kind = TaskKind::of(data, N::OUTPUT_ACTIVATION);
     let mut tally = Tally::default();
     let mut weighted = 0.0;
     let all: Vec<usize> = (0..data.len()).collect();
@@ -729,10 +760,7 @@ where
             ws.targets(data.labels(), n),
         );
     }
-    Ok((
-        weighted / data.len().max(1) as f64,
-        tally.metrics(classification),
-    ))
+    Ok((weighted / data.len().max(1) as f64, tally.metrics(kind)))
 }
 
 /// The loss (data loss, mean over samples) and metrics of `net` on `data`, in inference mode.
