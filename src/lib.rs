@@ -29,6 +29,11 @@ pub use nn_macros::network;
 pub use nn_runtime as runtime;
 pub use nn_runtime::{nalgebra, rand};
 
+/// The README's example, compiled as a doctest so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Everything a user of the DSL needs in scope: the macro, the runtime's prelude and the
 /// nalgebra and rand items that appear in generated signatures.
 pub mod prelude {
