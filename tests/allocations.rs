@@ -7,23 +7,37 @@ use nn::runtime::loss::CrossEntropy;
 use nn::runtime::optim::Adam;
 use nn::runtime::train::{Clip, Control, Progress, Trainer};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 use std::sync::Mutex;
 
+/// Counts the allocations of the calling thread (the test harness allocates on its own
+/// threads while a test runs; those are not the code under test).
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count() {
+    // `try_with`: a thread being torn down has no counter left, and must still allocate.
+    let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+}
+
+/// Allocations made by this thread so far.
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         System.alloc(layout)
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        count();
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -31,7 +45,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Tests in this file run one at a time, so no other test's allocations are counted.
+/// Tests in this file run one at a time (the kernel switch below is process-wide).
 static SERIAL: Mutex<()> = Mutex::new(());
 
 network! { Net < dense(20 -> 32, relu), dropout(0.2), dense(32 -> 16, tanh), dense(16 -> 5, softmax) > }
@@ -57,7 +71,7 @@ fn allocations_per_step() -> Vec<usize> {
         .clip(Clip::Norm(1.0))
         .progress(Progress::Off)
         .on_batch(|_| {
-            counts.push(ALLOCATIONS.load(Ordering::Relaxed));
+            counts.push(allocations());
             Control::Continue
         });
     trainer.fit(&mut net, &train, None).expect("training");
@@ -105,4 +119,20 @@ fn the_blocked_kernels_allocate_at_most_their_packing_buffers() {
         max <= 2 * PRODUCTS_PER_STEP,
         "allocations per step: {per_step:?}"
     );
+}
+
+#[test]
+fn predict_allocates_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let net = Net::new(&mut StdRng::seed_from_u64(2));
+    let x = SVector::<f32, 20>::from_fn(|i, _| i as f32 / 20.0 - 0.5);
+    let first = net.predict(&x);
+    let before = allocations();
+    let mut same = true;
+    for _ in 0..100 {
+        same &= net.predict(&x) == first;
+    }
+    let allocations = allocations() - before;
+    assert!(same);
+    assert_eq!(allocations, 0, "predict allocated");
 }
