@@ -109,6 +109,13 @@ fn classes(
 
 /// Mean squared error, PyTorch `F.mse_loss(pred, target)` (mean over all `n` elements):
 /// `L = (1/n) Σ (o - y)²`, `∂L/∂o = 2 (o - y) / n`.
+///
+/// ```
+/// use nn_runtime::loss::{Loss, Mse, Targets};
+/// let mut grad = [0.0; 2];
+/// let loss = Mse.loss_and_grad(&[1.0, 2.0], 2, Targets::Values(&[0.0, 2.0]), &mut grad).unwrap();
+/// assert_eq!((loss, grad), (0.5, [1.0, 0.0]));
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Mse;
 
@@ -140,6 +147,14 @@ impl<T: Float> Loss<T> for Mse {
 /// Huber loss, PyTorch `F.huber_loss(pred, target, delta)` (mean over all `n` elements): with
 /// `d = o - y`, `ℓ(d) = d²/2` for `|d| ≤ δ`, else `δ (|d| - δ/2)`; `∂ℓ/∂o = d` for `|d| ≤ δ`,
 /// else `δ sign(d)`. Quadratic near zero, linear for outliers.
+///
+/// ```
+/// use nn_runtime::loss::{Huber, Loss, Targets};
+/// let mut grad = [0.0; 2];
+/// // Residuals 0.5 (quadratic) and 3 (linear): (0.125 + 2.5) / 2.
+/// let loss = Huber::new(1.0).loss_and_grad(&[0.5, 3.0], 1, Targets::Values(&[0.0, 0.0]), &mut grad).unwrap();
+/// assert_eq!((loss, grad), (1.3125, [0.25, 0.5]));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Huber {
     /// Where the loss turns from quadratic to linear (PyTorch default 1).
@@ -204,6 +219,18 @@ impl<T: Float> Loss<T> for Huber {
 /// On a softmax output it fuses: the loss is computed from the output layer's logits by
 /// log-sum-exp (`lse(z) = m + ln Σ e^{z - m}`, `m = max z`), so `log 0` never happens, and the
 /// gradient goes straight to the logits. On any other output the output is taken as the logits.
+///
+/// ```
+/// use nn_runtime::loss::{CrossEntropy, Loss, Targets};
+/// // One sample, three equal logits, class 2: the loss is ln 3.
+/// let mut grad = [0.0; 3];
+/// let loss = CrossEntropy.loss_and_grad(&[0.0, 0.0, 0.0], 3, Targets::Classes(&[2]), &mut grad).unwrap();
+/// assert!((loss - 3f64.ln()).abs() < 1e-12);
+/// assert!((grad[2] - (1.0 / 3.0 - 1.0)).abs() < 1e-12); // softmax(z) - y
+/// // Logits of ±1000 are fine: no overflow, no log 0.
+/// let loss = CrossEntropy.loss_and_grad(&[1000.0, -1000.0], 2, Targets::Classes(&[1]), &mut [0.0; 2]).unwrap();
+/// assert_eq!(loss, 2000.0);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CrossEntropy;
 
@@ -297,6 +324,13 @@ impl<T: Float> Loss<T> for CrossEntropy {
 ///
 /// On a sigmoid output it fuses: computed from the logits, gradient straight to them. On any
 /// other output the output is taken as the logits.
+///
+/// ```
+/// use nn_runtime::loss::{BinaryCrossEntropy, Loss, Targets};
+/// let mut grad = [0.0; 1];
+/// let loss = BinaryCrossEntropy.loss_and_grad(&[0.0], 1, Targets::Values(&[1.0]), &mut grad).unwrap();
+/// assert!((loss - 2f64.ln()).abs() < 1e-12 && (grad[0] + 0.5).abs() < 1e-12);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct BinaryCrossEntropy;
 
@@ -360,6 +394,16 @@ impl<T: Float> Loss<T> for BinaryCrossEntropy {
 ///
 /// On a softmax output it fuses: `ln q = log_softmax(z)` from the logits, and
 /// `∂L/∂z = (softmax(z) Σ_k p_k - p) / B`. Class indices are taken as one-hot `p`.
+///
+/// ```
+/// use nn_runtime::loss::{KlDiv, Loss, Targets};
+/// // log q = log p: no divergence, gradient -p / batch.
+/// let p = [0.25, 0.75];
+/// let log_q = [0.25f64.ln(), 0.75f64.ln()];
+/// let mut grad = [0.0; 2];
+/// let loss = KlDiv.loss_and_grad(&log_q, 2, Targets::Values(&p), &mut grad).unwrap();
+/// assert!(loss.abs() < 1e-15 && grad == [-0.25, -0.75]);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct KlDiv;
 

@@ -119,6 +119,29 @@ type EpochCallback<'a> = Box<dyn FnMut(&EpochRecord) -> Control + 'a>;
 ///
 /// Training is deterministic for a given seed: the batch order, dropout masks and therefore
 /// the weights repeat bit for bit.
+///
+/// ```
+/// use nn_macros::network;
+/// use nn_runtime::data::{Dataset, Labels};
+/// use nn_runtime::loss::CrossEntropy;
+/// use nn_runtime::optim::Adam;
+/// use nn_runtime::prelude::*;
+/// use nn_runtime::train::{EarlyStopping, Progress, Trainer};
+///
+/// network! { Xor < dense(2 -> 8, tanh), dense(8 -> 2, softmax) > }
+///
+/// let x = [0.0f32, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0];
+/// let data = Dataset::<f32, 2>::from_slices(&x, Labels::Classes { labels: vec![0, 1, 1, 0], classes: 2 }).unwrap();
+/// let mut net = Xor::new(&mut StdRng::seed_from_u64(1));
+/// let history = Trainer::new(CrossEntropy, Adam::new(0.05))
+///     .epochs(300)
+///     .batch_size(4)
+///     .early_stopping(EarlyStopping::new(20).monitor(nn_runtime::train::Monitor::TrainLoss))
+///     .progress(Progress::Off)
+///     .fit(&mut net, &data, None)
+///     .unwrap();
+/// assert_eq!(history.last().unwrap().train_metrics.accuracy(), Some(1.0));
+/// ```
 pub struct Trainer<'a, L, O> {
     loss: L,
     optimizer: O,
