@@ -371,11 +371,16 @@ pub fn softmax_column<T: Float>(z: &[T], out: &mut [T]) {
     }
 }
 
-/// Log-softmax of one column, `out_i = z_i - m - ln Σ_j e^{z_j - m}` (stable: `m = max z`).
+/// Log-softmax of one column, `out_i = (z_i - m) - ln Σ_j e^{z_j - m}` (stable: `m = max z`).
+///
+/// In this order (PyTorch's), `z_i - m` is exact for nearby logits: subtracting a rounded
+/// `lse = m + ln Σ` instead would lose the digits of a log-probability near 0 when `|z|` is
+/// large (±1000).
 pub fn log_softmax_column<T: Float>(z: &[T], out: &mut [T]) {
-    let lse = log_sum_exp(z);
+    let m = z.iter().copied().fold(T::neg_infinity(), T::max);
+    let log_sum = z.iter().map(|&zi| (zi - m).exp()).sum::<T>().ln();
     for (o, &zi) in out.iter_mut().zip(z) {
-        *o = zi - lse;
+        *o = (zi - m) - log_sum;
     }
 }
 
