@@ -89,7 +89,7 @@ pub fn loss_on_output<T: Float, L: Loss<T> + ?Sized>(
 /// Checks the buffers of a batch of `len` values, `rows` per sample, with a gradient buffer of
 /// `grad` values, and returns the batch size.
 fn batch_of(loss: &'static str, len: usize, rows: usize, grad: usize) -> Result<usize, LossError> {
-    if rows == 0 || len % rows != 0 {
+    if rows == 0 || !len.is_multiple_of(rows) {
         return Err(LossError::Targets {
             loss,
             what: format!("{len} outputs are not whole samples of {rows} values"),
