@@ -11,7 +11,7 @@
 use nn::prelude::*;
 use nn::runtime::data::{Dataset, Labels};
 use nn::runtime::loss::CrossEntropy;
-use nn::runtime::optim::Adam;
+use nn::runtime::optim::{Adam, Optimizer};
 use nn::runtime::persist::{self, Checkpoint, Metadata};
 use nn::runtime::train::{CheckpointEvery, Control, Progress, TrainError, Trainer};
 use std::io::{BufRead, BufReader, Read};
@@ -266,7 +266,18 @@ fn edited_checkpoint(dir: &Path, edit: impl FnOnce(&mut Checkpoint<f32>)) -> Pat
 fn resuming_from_counters_that_would_overflow_is_an_error() {
     let dir = tempfile::tempdir().expect("temporary directory");
     type Edit = fn(&mut Checkpoint<f32>);
-    let cases: [(Edit, &str); 3] = [
+    let cases: [(Edit, &str); 5] = [
+        (
+            |c| c.extra = serde_json::json!({ "base_lr": -1.0 }),
+            "Adam: invalid lr = -1",
+        ),
+        (
+            |c| {
+                c.extra = serde_json::json!({});
+                c.optimizer.lr = f64::NAN;
+            },
+            "Adam: invalid lr = NaN",
+        ),
         (|c| c.epoch = u64::MAX, "`nn.epoch` = 18446744073709551615"),
         (
             |c| c.optimizer.step = u64::MAX,
@@ -281,16 +292,18 @@ fn resuming_from_counters_that_would_overflow_is_an_error() {
         let path = edited_checkpoint(dir.path(), edit);
         let mut net = Net::new(&mut StdRng::seed_from_u64(99));
         let before = net.to_flat();
-        let e = trainer(&dir.path().join("out.safetensors"), 3)
-            .resume_from(&path)
+        let mut t = trainer(&dir.path().join("out.safetensors"), 3).resume_from(&path);
+        let e = t
             .fit(&mut net, &data(), None)
             .expect_err("a checkpoint that cannot go on");
-        assert!(matches!(e, TrainError::Persist(_)), "{e:?}");
+        assert_eq!(t.optimizer().state(), Adam::<f32>::new(1e-3).state());
         let message = e.to_string();
-        assert!(
-            message.starts_with(&format!("{}: invalid checkpoint: {needle}", path.display())),
-            "{message}"
-        );
+        let file = path.display();
+        let expected = match e {
+            TrainError::Persist(_) => format!("{file}: invalid checkpoint: {needle}"),
+            _ => format!("invalid training setup: {file}: {needle}"),
+        };
+        assert!(message.starts_with(&expected), "{message}");
         assert_eq!(
             net.to_flat(),
             before,

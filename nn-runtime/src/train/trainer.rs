@@ -535,26 +535,32 @@ impl<L, O> Trainer<'_, L, O> {
         if let Some(path) = &self.resume {
             // Everything is checked before training starts; on an error the network keeps
             // its weights and the optimizer its state.
-            let before = net.to_flat();
+            let before = (net.to_flat(), self.optimizer.state());
             let (_, ck) = crate::persist::load_checkpoint_into(net, path)?;
+            let named =
+                |e: &dyn std::fmt::Display| TrainError::Config(format!("{}: {e}", path.display()));
             let batches = train.len().div_ceil(batch_size);
             let resumed = resume_point(path, &ck, self.epochs, batches).and_then(|first| {
                 self.optimizer
                     .load_state_for(&ck.optimizer, N::TENSORS)
-                    .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+                    .map_err(|e| named(&e))?;
+                let base = ck.extra.get("base_lr").and_then(serde_json::Value::as_f64);
+                if let Some(base) = base {
+                    self.optimizer.set_learning_rate(base);
+                }
+                // The learning rate comes from the file: it must be valid too.
+                self.optimizer.validate().map_err(|e| named(&e))?;
                 Ok(first)
             });
             first_epoch = match resumed {
                 Ok(first) => first,
                 Err(e) => {
-                    net.copy_from_flat(&before);
+                    net.copy_from_flat(&before.0);
+                    let _ = self.optimizer.load_state(&before.1);
+                    self.optimizer.set_learning_rate(before.1.lr);
                     return Err(e);
                 }
             };
-            let base = ck.extra.get("base_lr").and_then(serde_json::Value::as_f64);
-            if let Some(base) = base {
-                self.optimizer.set_learning_rate(base);
-            }
         }
         let base_lr = self.optimizer.learning_rate();
         let penalty = crate::regularization::Penalty {
