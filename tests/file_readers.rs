@@ -291,7 +291,9 @@ fn checkpoint_files() {
     let valid = std::fs::read(&path).expect("read");
     let (cases, _) = fuzz("checkpoint", &valid, |f| {
         let mut into = Small::new(&mut StdRng::seed_from_u64(2));
+        let before = into.to_flat();
         let Some((_, ck)) = named(persist::load_checkpoint_into(&mut into, f), f)? else {
+            prop_assert_eq!(into.to_flat(), before, "a refused file changed the network");
             return Ok(false);
         };
         // What resuming does next: the optimizer state against the network's layout.

@@ -409,6 +409,7 @@ pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
             .map_err(|e| bad(format!("`{k}`: {e}")))
     };
     let epoch = num("nn.epoch")?;
+    let name = get("nn.optim.name")?.clone();
     let step = num("nn.optim.step")?;
     let lr: f64 = get("nn.optim.lr")?
         .parse()
@@ -445,7 +446,7 @@ pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
     }
     apply(params, &decoded);
     let optimizer = OptimizerState {
-        name: get("nn.optim.name")?.clone(),
+        name,
         step,
         lr,
         buffers,
@@ -984,6 +985,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("dtype F32, expected F64"), "{e}");
+    }
+
+    #[test]
+    fn persist_refused_checkpoints_change_nothing() {
+        // Found by the checkpoint fuzz target: a missing `nn.optim.name` was noticed only
+        // after the parameters had been loaded.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        save_checkpoint(&Flat::<f32, 0>::new(0.3), &meta(), &checkpoint(), &path).unwrap();
+        let good = fs::read(&path).unwrap();
+        for key in [
+            "nn.epoch",
+            "nn.optim.name",
+            "nn.optim.step",
+            "nn.optim.lr",
+            "nn.optim.buffers",
+            "nn.extra",
+        ] {
+            // The same length, so the file stays a valid safetensors file.
+            let renamed = key.replace('n', "N");
+            let at = good
+                .windows(key.len() + 2)
+                .position(|w| w == format!("\"{key}\"").as_bytes())
+                .unwrap();
+            let mut bytes = good.clone();
+            bytes[at + 1..at + 1 + key.len()].copy_from_slice(renamed.as_bytes());
+            fs::write(&path, &bytes).unwrap();
+            let mut p = Flat::<f32, 0>::new(9.0);
+            let e = load_checkpoint_into(&mut p, &path).unwrap_err().to_string();
+            assert!(
+                e.ends_with(&format!("no `{key}` entry in the metadata")),
+                "{e}"
+            );
+            assert_eq!(
+                p,
+                Flat::<f32, 0>::new(9.0),
+                "{key}: a refused file changed the parameters"
+            );
+        }
     }
 
     /// A one-layer network over [`Flat`] layout 0, enough to exercise `save`/`load`.

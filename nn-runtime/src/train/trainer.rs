@@ -276,7 +276,9 @@ impl<'a, L, O> Trainer<'a, L, O> {
 
     /// Resumes from a checkpoint written by [`Trainer::checkpoint`]: loads the parameters into
     /// the network and the optimizer state, and continues after the saved epoch. With the same
-    /// settings and seed, the result equals an uninterrupted run bit for bit.
+    /// settings and seed, the result equals an uninterrupted run bit for bit. A checkpoint
+    /// that does not fit, whose epoch or step counter would overflow, or whose learning rate
+    /// is invalid is refused with an error naming the file, before anything changes.
     pub fn resume_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.resume = Some(path.into());
         self
