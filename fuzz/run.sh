@@ -21,6 +21,11 @@ else
   export RUSTC_BOOTSTRAP=1
 fi
 
+# Scratch files of the targets, in memory where possible, removed at the end.
+scratch="$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+export NN_FUZZ_SCRATCH="$scratch"
+
 cargo "${toolchain[@]}" run --quiet --bin seeds
 mkdir -p logs
 summary=()

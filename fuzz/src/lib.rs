@@ -11,11 +11,19 @@ nn::network! {
     pub Small < dense(4 -> 3, relu), dropout(0.5), dense(3 -> 2, softmax) >
 }
 
-/// A directory for this process's scratch files (one fuzzing process runs one input at a time).
+/// A directory for this process's scratch files (one fuzzing process runs one input at a
+/// time): under `NN_FUZZ_SCRATCH` (set and removed by `run.sh`), else in memory
+/// (`/dev/shm`, six times the executions of a disk) where there is one.
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("nn-fuzz-{}", std::process::id()));
+        let shm = Path::new("/dev/shm");
+        let base = match std::env::var_os("NN_FUZZ_SCRATCH") {
+            Some(dir) => PathBuf::from(dir),
+            None if shm.is_dir() => shm.to_path_buf(),
+            None => std::env::temp_dir(),
+        };
+        let dir = base.join(format!("nn-fuzz-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch directory");
         dir
     })
