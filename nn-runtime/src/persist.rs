@@ -20,7 +20,9 @@
 //! # Safety of files
 //! Saves are atomic: the bytes go to a temporary file in the target's directory, which is
 //! fsynced and renamed over the target (and the directory fsynced on unix), so the target is
-//! always either the old file or the new one. Loads check every tensor's name, dtype and
+//! always either the old file or the new one. A save killed before its rename leaves its
+//! temporary file (`<name>.tmp.<pid>.<n>`); the next successful save of that target removes
+//! it. Loads check every tensor's name, dtype and
 //! shape before changing anything, and malformed files give a [`PersistError`] naming the file.
 
 use crate::network::{Network, Parameters, TensorInfo};
@@ -407,6 +409,7 @@ pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
             .map_err(|e| bad(format!("`{k}`: {e}")))
     };
     let epoch = num("nn.epoch")?;
+    let name = get("nn.optim.name")?.clone();
     let step = num("nn.optim.step")?;
     let lr: f64 = get("nn.optim.lr")?
         .parse()
@@ -443,7 +446,7 @@ pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
     }
     apply(params, &decoded);
     let optimizer = OptimizerState {
-        name: get("nn.optim.name")?.clone(),
+        name,
         step,
         lr,
         buffers,
@@ -561,14 +564,21 @@ fn write_tensors(
     write_atomic(path, |f| f.write_all(&bytes))
 }
 
+/// Numbers the temporary files of this process's saves.
+static SAVES: AtomicU64 = AtomicU64::new(0);
+
 /// Writes a file atomically: `write` fills a fresh temporary file next to `path`, which is
-/// fsynced and renamed over `path`; on any failure the temporary file is removed and `path`
-/// is untouched.
+/// fsynced and renamed over `path`, and the directory fsynced; on any failure the temporary
+/// file is removed and `path` is untouched.
+///
+/// The temporary file is `<name>.tmp.<process id>.<counter>`, locked (advisory, `flock` on
+/// unix) while it is written. A process killed mid-save leaves its temporary file behind,
+/// unlocked; every successful save of the same target removes such leftovers (those it can
+/// lock), so they never accumulate. A live writer's file is locked and left alone.
 fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<(), PersistError> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let err = |source| PersistError::Io {
         path: path.to_path_buf(),
         source,
@@ -583,27 +593,60 @@ fn write_atomic(
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(
-        "{}.tmp{}-{n}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut f| {
-            write(&mut f)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&tmp, path)
-        });
+    let prefix = format!("{}.tmp.", name.to_string_lossy());
+    let mut attempts = 0;
+    let (tmp, mut file) = loop {
+        let n = SAVES.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!("{prefix}{}.{n}", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(file) => break (tmp, file),
+            // Left by a killed process that had our (reused) process id: try the next name.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 64 => attempts += 1,
+            Err(e) => return Err(err(e)),
+        }
+    };
+    // Where advisory locks are unsupported, saves still work; leftovers are then kept.
+    let _ = file.lock();
+    let result = write(&mut file)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::rename(&tmp, path));
+    drop(file);
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
         return Err(err(e));
     }
-    sync_dir(dir).map_err(err)
+    sync_dir(dir).map_err(err)?;
+    remove_leftovers(dir, &prefix);
+    Ok(())
+}
+
+/// Removes `<prefix><digits>.<digits>` files in `dir` that nobody holds locked: temporary
+/// files of saves killed before their rename. Failures are ignored (the next save retries).
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let is_temporary = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.split_once('.'))
+            .is_some_and(|(pid, n)| {
+                [pid, n]
+                    .iter()
+                    .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            });
+        if !is_temporary {
+            continue;
+        }
+        let leftover = entry.path();
+        if let Ok(f) = File::open(&leftover) {
+            if f.try_lock().is_ok() {
+                let _ = fs::remove_file(&leftover);
+            }
+        }
+    }
 }
 
 /// Makes a rename durable by fsyncing the directory (unix only; some file systems refuse
@@ -851,6 +894,49 @@ mod tests {
         assert!(leftovers(dir.path()).is_empty());
     }
 
+    #[test]
+    fn persist_leftovers_of_killed_saves_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.safetensors");
+        let tmp = |pid: u32, n: u64| dir.path().join(format!("p.safetensors.tmp.{pid}.{n}"));
+        // What saves killed before their rename leave: unlocked temporary files, possibly
+        // with our own process id (ids are reused) and the counter's next values.
+        let next = SAVES.load(Ordering::Relaxed);
+        let own: Vec<PathBuf> = (next..next + 3)
+            .map(|n| tmp(std::process::id(), n))
+            .collect();
+        for p in own.iter().chain([&tmp(4_000_001, 0), &tmp(4_000_002, 7)]) {
+            fs::write(p, b"half a file").unwrap();
+        }
+        // A save in progress elsewhere holds its file locked; other files are not ours.
+        let live = tmp(4_000_003, 1);
+        fs::write(&live, b"being written").unwrap();
+        let held = File::open(&live).unwrap();
+        held.lock().unwrap();
+        let others = [
+            "p.safetensors.tmp.backup",
+            "q.safetensors.tmp.1.2",
+            "p.safetensors.tmp.1",
+        ];
+        for o in others {
+            fs::write(dir.path().join(o), b"keep").unwrap();
+        }
+        save_parameters(&Flat::<f32, 0>::new(1.0), &meta(), &path).unwrap();
+        let mut left = leftovers(dir.path());
+        left.sort();
+        let mut expected: Vec<String> = others.iter().map(|o| o.to_string()).collect();
+        expected.push("p.safetensors.tmp.4000003.1".into());
+        expected.sort();
+        assert_eq!(left, expected);
+        let mut q = Flat::<f32, 0>::new(0.0);
+        load_parameters_into(&mut q, &path).unwrap();
+        assert_eq!(q, Flat::<f32, 0>::new(1.0));
+        // Once its writer is gone, the next save removes it.
+        drop(held);
+        save_parameters(&Flat::<f32, 0>::new(2.0), &meta(), &path).unwrap();
+        assert_eq!(leftovers(dir.path()).len(), others.len());
+    }
+
     fn checkpoint() -> Checkpoint<f32> {
         let buffers = vec![
             ("dense0.weight.exp_avg".to_owned(), vec![0.5; 6]),
@@ -899,6 +985,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("dtype F32, expected F64"), "{e}");
+    }
+
+    #[test]
+    fn persist_refused_checkpoints_change_nothing() {
+        // Found by the checkpoint fuzz target: a missing `nn.optim.name` was noticed only
+        // after the parameters had been loaded.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        save_checkpoint(&Flat::<f32, 0>::new(0.3), &meta(), &checkpoint(), &path).unwrap();
+        let good = fs::read(&path).unwrap();
+        for key in [
+            "nn.epoch",
+            "nn.optim.name",
+            "nn.optim.step",
+            "nn.optim.lr",
+            "nn.optim.buffers",
+            "nn.extra",
+        ] {
+            // The same length, so the file stays a valid safetensors file.
+            let renamed = key.replace('n', "N");
+            let at = good
+                .windows(key.len() + 2)
+                .position(|w| w == format!("\"{key}\"").as_bytes())
+                .unwrap();
+            let mut bytes = good.clone();
+            bytes[at + 1..at + 1 + key.len()].copy_from_slice(renamed.as_bytes());
+            fs::write(&path, &bytes).unwrap();
+            let mut p = Flat::<f32, 0>::new(9.0);
+            let e = load_checkpoint_into(&mut p, &path).unwrap_err().to_string();
+            assert!(
+                e.ends_with(&format!("no `{key}` entry in the metadata")),
+                "{e}"
+            );
+            assert_eq!(
+                p,
+                Flat::<f32, 0>::new(9.0),
+                "{key}: a refused file changed the parameters"
+            );
+        }
     }
 
     /// A one-layer network over [`Flat`] layout 0, enough to exercise `save`/`load`.

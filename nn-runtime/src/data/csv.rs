@@ -110,23 +110,27 @@ pub fn load<T: Float, const IN: usize>(
         Target::Classes { .. } => 1,
         Target::Values { rows } => rows,
     };
-    let columns = IN + width;
     let bad = |message: String| DataError::Csv {
         path: path.to_path_buf(),
         line: 1,
         column: None,
         message,
     };
+    let columns = IN
+        .checked_add(width)
+        .ok_or_else(|| bad(format!("{IN} features + {width} target values overflow")))?;
+    // `i + width <= columns` without overflow.
+    let fits = |i: usize| i <= columns - width;
     let start = match &options.target_column {
         TargetColumn::Last => IN,
-        TargetColumn::Index(i) if i + width <= columns => *i,
+        TargetColumn::Index(i) if fits(*i) => *i,
         TargetColumn::Index(i) => {
             return Err(bad(format!(
                 "target column {i} (+{width}) is outside the {columns} columns"
             )))
         }
         TargetColumn::Name(name) => match headers.iter().position(|h| h == name) {
-            Some(i) if i + width <= columns => i,
+            Some(i) if fits(i) => i,
             Some(i) => {
                 return Err(bad(format!(
                     "target column `{name}` ({i}) is outside the {columns} columns"
@@ -177,15 +181,22 @@ pub fn load<T: Float, const IN: usize>(
             let v: f64 = field
                 .parse()
                 .map_err(|_| at(c, format!("`{field}` is not a number")))?;
-            if !v.is_finite() {
-                return Err(at(c, format!("`{field}` is not finite")));
+            // Checked after the conversion: `1e39` is a finite f64 but overflows f32.
+            let t = T::of(v);
+            if !t.to_f64().is_finite() {
+                let message = if v.is_finite() {
+                    format!("`{field}` is out of range for {}", T::NAME)
+                } else {
+                    format!("`{field}` is not finite")
+                };
+                return Err(at(c, message));
             }
             if is_target(c) {
                 &mut values
             } else {
                 &mut inputs
             }
-            .push(T::of(v));
+            .push(t);
         }
     }
     let n = inputs.len() / IN.max(1);
@@ -297,5 +308,44 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/nonexistent/x.csv: "), "{e}");
+    }
+
+    #[test]
+    fn data_csv_values_out_of_range_for_the_scalar_type() {
+        // 1e39 is a finite f64 but overflows f32: refused after conversion, naming the place.
+        let f = file("x,y,label\n1,2,0\n1,1e39,1\n");
+        let name = f.path().display().to_string();
+        let e = load::<f32, 2>(f.path(), &CsvOptions::classes(2))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!("{name}:3, column 2 (`y`): `1e39` is out of range for f32")
+        );
+        let d = load::<f64, 2>(f.path(), &CsvOptions::classes(2)).unwrap();
+        assert_eq!(d.inputs().as_slice(), &[1.0, 2.0, 1.0, 1e39]);
+        let f = file("x,t\n1,-1e39\n");
+        let e = load::<f32, 1>(f.path(), &CsvOptions::values(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(":2, column 2 (`t`): `-1e39` is out of range for f32"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn data_csv_huge_option_values_are_errors() {
+        let f = file("x,t\n1,2\n");
+        let e = load::<f32, 1>(f.path(), &CsvOptions::values(usize::MAX))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overflow"), "{e}");
+        let opts = CsvOptions {
+            target_column: TargetColumn::Index(usize::MAX),
+            ..CsvOptions::values(1)
+        };
+        let e = load::<f32, 1>(f.path(), &opts).unwrap_err().to_string();
+        assert!(e.contains("outside the 2 columns"), "{e}");
     }
 }

@@ -11,7 +11,7 @@ use crate::scalar::Float;
 use flate2::read::GzDecoder;
 use nalgebra::{Const, Dyn};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// The magic number of an IDX file of `u8` images (three dimensions).
@@ -32,11 +32,24 @@ pub struct IdxImages {
     pub pixels: Vec<u8>,
 }
 
-/// An open IDX file: its reader and, for an uncompressed file, its length in bytes.
+/// The largest expansion of deflate: a byte of compressed stream decodes to at most 1032
+/// bytes (RFC 1951 limits a match to 258 bytes; a run of them packs four matches per byte).
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// What the file itself says about the length of the data it holds.
+enum Size {
+    /// An uncompressed file of this many bytes.
+    Raw(u64),
+    /// A gzip file of `compressed` bytes whose trailer (ISIZE) gives the uncompressed length
+    /// modulo 2³².
+    Gzip { compressed: u64, isize: u32 },
+}
+
+/// An open IDX file: its reader and what the file says about its length.
 struct Idx {
     path: PathBuf,
     reader: Box<dyn Read>,
-    raw_len: Option<u64>,
+    size: Size,
 }
 
 impl Idx {
@@ -45,19 +58,38 @@ impl Idx {
             path: path.to_path_buf(),
             source,
         };
-        let file = File::open(path).map_err(io)?;
+        let mut file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let mut buf = BufReader::new(file);
-        let gz = buf.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
-        let (reader, raw_len): (Box<dyn Read>, _) = if gz {
-            (Box::new(GzDecoder::new(buf)), None)
+        let mut magic = [0u8; 2];
+        let gz = len >= 2 && {
+            file.read_exact(&mut magic).map_err(io)?;
+            magic == [0x1f, 0x8b]
+        };
+        let size = if gz {
+            // A gzip member ends with CRC32 and ISIZE, 4 bytes each, little-endian.
+            let mut trailer = [0u8; 4];
+            if len >= 20 {
+                file.seek(SeekFrom::End(-4)).map_err(io)?;
+                file.read_exact(&mut trailer).map_err(io)?;
+            }
+            Size::Gzip {
+                compressed: len,
+                isize: u32::from_le_bytes(trailer),
+            }
         } else {
-            (Box::new(buf), Some(len))
+            Size::Raw(len)
+        };
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let buf = BufReader::new(file);
+        let reader: Box<dyn Read> = if gz {
+            Box::new(GzDecoder::new(buf))
+        } else {
+            Box::new(buf)
         };
         Ok(Self {
             path: path.to_path_buf(),
             reader,
-            raw_len,
+            size,
         })
     }
 
@@ -84,18 +116,41 @@ impl Idx {
         Ok(words[1..].iter().map(|&w| w as usize).collect())
     }
 
-    /// Reads exactly `n` bytes of body after a header of `header` bytes, refusing before any
-    /// allocation a count the file cannot hold, and allocating only as data actually arrives.
+    /// Reads exactly `n` bytes of body after a header of `header` bytes, then the stream to
+    /// its end (which makes the gzip decoder verify the CRC and length).
+    ///
+    /// A count the file cannot hold is refused before any allocation: for a raw file, the
+    /// body must be exactly the file's length minus the header; for a gzip file, the total
+    /// must fit the compressed length (at most [`MAX_DEFLATE_RATIO`] times it) and agree with
+    /// the gzip trailer's length (modulo 2³²). The buffer then grows only as data arrives.
     fn body(&mut self, header: u64, n: usize, what: &str) -> Result<Vec<u8>, DataError> {
-        if let Some(len) = self.raw_len {
-            let have = len.saturating_sub(header);
-            if have != n as u64 {
-                return Err(self.err(format!(
-                    "the header claims {what} of {n} bytes, but the file holds {have} bytes of data"
-                )));
+        let total = header.saturating_add(n as u64);
+        let capacity = match self.size {
+            Size::Raw(len) => {
+                let have = len.saturating_sub(header);
+                if have != n as u64 {
+                    return Err(self.err(format!(
+                        "the header claims {what} of {n} bytes, but the file holds {have} bytes of data"
+                    )));
+                }
+                n
             }
-        }
-        let mut data = Vec::with_capacity(n.min(1 << 26));
+            Size::Gzip { compressed, isize } => {
+                let most = compressed.saturating_mul(MAX_DEFLATE_RATIO);
+                if total > most {
+                    return Err(self.err(format!(
+                        "the header claims {what} of {n} bytes, more than a gzip stream of {compressed} bytes can hold"
+                    )));
+                }
+                if total as u32 != isize {
+                    return Err(self.err(format!(
+                        "the header claims {what} ({total} bytes with the header), but the gzip trailer records {isize} bytes (mod 2^32): truncated or corrupt"
+                    )));
+                }
+                n.min(usize::try_from(compressed.saturating_mul(8)).unwrap_or(usize::MAX))
+            }
+        };
+        let mut data = Vec::with_capacity(capacity);
         let got = (&mut self.reader)
             .take(n as u64)
             .read_to_end(&mut data)
@@ -106,10 +161,14 @@ impl Idx {
             )));
         }
         let mut extra = [0u8; 1];
-        if matches!(self.reader.read(&mut extra), Ok(k) if k > 0) {
-            return Err(self.err(format!("trailing data after {what}")));
+        loop {
+            match self.reader.read(&mut extra) {
+                Ok(0) => return Ok(data),
+                Ok(_) => return Err(self.err(format!("trailing data after {what}"))),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.err(format!("at the end of the data: {e}"))),
+            }
         }
-        Ok(data)
     }
 }
 
@@ -127,15 +186,14 @@ fn read_images_of(path: &Path, pixels: Option<usize>) -> Result<IdxImages, DataE
     if rows == 0 || cols == 0 {
         return Err(idx.err(format!("images of {rows} x {cols} pixels")));
     }
-    if let Some(p) = pixels.filter(|&p| p != rows * cols) {
+    let overflow = || idx.err(format!("{count} images of {rows} x {cols} pixels overflow"));
+    let per_image = rows.checked_mul(cols).ok_or_else(overflow)?;
+    if let Some(p) = pixels.filter(|&p| p != per_image) {
         return Err(idx.err(format!(
             "images of {rows} x {cols} pixels, expected {p} pixels"
         )));
     }
-    let n = count
-        .checked_mul(rows)
-        .and_then(|v| v.checked_mul(cols))
-        .ok_or_else(|| idx.err(format!("{count} images of {rows} x {cols} pixels overflow")))?;
+    let n = count.checked_mul(per_image).ok_or_else(overflow)?;
     let pixels = idx.body(16, n, &format!("{count} images of {rows} x {cols}"))?;
     Ok(IdxImages {
         count,
@@ -318,7 +376,25 @@ mod tests {
             &gzip(&[header(&[2051, u32::MAX, 2, 2]), vec![0; 8]].concat()),
             "huge_gz"
         )
-        .contains("truncated"));
+        .contains("more than a gzip stream of"));
+        // The gzip CRC and length are verified: the stream is read to its end.
+        let mut bad_crc = gzip(&good);
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 1;
+        let e = msg(&bad_crc, "crc_gz");
+        assert!(
+            e.ends_with(
+                "at the end of the data: corrupt gzip stream does not have a matching checksum"
+            ),
+            "{e}"
+        );
+        let mut bad_len = gzip(&good);
+        let at = bad_len.len() - 4;
+        bad_len[at] ^= 1;
+        assert!(msg(&bad_len, "isize_gz").contains("trailer records 25 bytes"));
+        let mut tail = gzip(&good);
+        tail.extend([0u8; 4]);
+        assert!(msg(&tail, "tail_gz").contains("truncated or corrupt"));
         assert!(msg(&[0x1f, 0x8b, 0, 1, 2], "garbage_gz").contains("header"));
         assert!(msg(&[1, 2], "short").contains("cannot read the header"));
         assert!(

@@ -540,6 +540,35 @@ mod tests {
     }
 
     #[test]
+    fn a_loaded_step_count_at_the_top_of_the_range_saturates() {
+        // A checkpoint may hold any u64 step; stepping on from u64::MAX must not overflow.
+        fn check(mut o: impl Optimizer<f64>, buffers: Vec<(String, Vec<f64>)>) {
+            let mut state = o.state();
+            state.step = u64::MAX;
+            state.buffers = buffers;
+            o.load_state(&state).expect("a valid state");
+            let mut w = [0.5; 4];
+            for _ in 0..2 {
+                o.begin_step();
+                o.update(&T0, &mut w, &[0.25; 4]);
+            }
+            assert_eq!(o.state().step, u64::MAX, "{}", o.name());
+            assert!(
+                w.iter().all(|v| v.is_finite() && *v < 0.5),
+                "{}: {w:?}",
+                o.name()
+            );
+        }
+        let b = |n: &str| (format!("dense0.weight.{n}"), vec![0.0; 4]);
+        check(Sgd::new(0.1), vec![]);
+        check(Adagrad::new(0.1), vec![b("sum")]);
+        check(RmsProp::new(0.1), vec![b("square_avg")]);
+        check(Adam::new(0.1), vec![b("exp_avg"), b("exp_avg_sq")]);
+        check(AdaMax::new(0.1), vec![b("exp_avg"), b("exp_inf")]);
+        check(AdamW::new(0.1), vec![b("exp_avg"), b("exp_avg_sq")]);
+    }
+
+    #[test]
     fn buffers_and_step_count_stable_after_first_sight() {
         let mut o = Adam::<f32>::new(0.1);
         let mut w = [1.0f32; 4];

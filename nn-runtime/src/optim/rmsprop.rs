@@ -132,7 +132,8 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
     }
 
     fn begin_step(&mut self) {
-        self.step += 1;
+        // Saturating: a step count loaded from a checkpoint may be at the top of the range.
+        self.step = self.step.saturating_add(1);
     }
 
     fn update(&mut self, tensor: &TensorInfo, param: &mut [T], grad: &[T]) {

@@ -276,7 +276,9 @@ impl<'a, L, O> Trainer<'a, L, O> {
 
     /// Resumes from a checkpoint written by [`Trainer::checkpoint`]: loads the parameters into
     /// the network and the optimizer state, and continues after the saved epoch. With the same
-    /// settings and seed, the result equals an uninterrupted run bit for bit.
+    /// settings and seed, the result equals an uninterrupted run bit for bit. A checkpoint
+    /// that does not fit, whose epoch or step counter would overflow, or whose learning rate
+    /// is invalid is refused with an error naming the file, before anything changes.
     pub fn resume_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.resume = Some(path.into());
         self
@@ -533,15 +535,34 @@ impl<L, O> Trainer<'_, L, O> {
         let mut grads = net.zero_gradients();
         let mut first_epoch = 1;
         if let Some(path) = &self.resume {
+            // Everything is checked before training starts; on an error the network keeps
+            // its weights and the optimizer its state.
+            let before = (net.to_flat(), self.optimizer.state());
             let (_, ck) = crate::persist::load_checkpoint_into(net, path)?;
-            self.optimizer
-                .load_state_for(&ck.optimizer, N::TENSORS)
-                .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
-            first_epoch = ck.epoch as usize + 1;
-            let base = ck.extra.get("base_lr").and_then(serde_json::Value::as_f64);
-            if let Some(base) = base {
-                self.optimizer.set_learning_rate(base);
-            }
+            let named =
+                |e: &dyn std::fmt::Display| TrainError::Config(format!("{}: {e}", path.display()));
+            let batches = train.len().div_ceil(batch_size);
+            let resumed = resume_point(path, &ck, self.epochs, batches).and_then(|first| {
+                self.optimizer
+                    .load_state_for(&ck.optimizer, N::TENSORS)
+                    .map_err(|e| named(&e))?;
+                let base = ck.extra.get("base_lr").and_then(serde_json::Value::as_f64);
+                if let Some(base) = base {
+                    self.optimizer.set_learning_rate(base);
+                }
+                // The learning rate comes from the file: it must be valid too.
+                self.optimizer.validate().map_err(|e| named(&e))?;
+                Ok(first)
+            });
+            first_epoch = match resumed {
+                Ok(first) => first,
+                Err(e) => {
+                    net.copy_from_flat(&before.0);
+                    let _ = self.optimizer.load_state(&before.1);
+                    self.optimizer.set_learning_rate(before.1.lr);
+                    return Err(e);
+                }
+            };
         }
         let base_lr = self.optimizer.learning_rate();
         let penalty = crate::regularization::Penalty {
@@ -708,6 +729,44 @@ impl<L, O> Trainer<'_, L, O> {
         }
         Ok(history)
     }
+}
+
+/// The first epoch after a checkpoint's, checking with exact arithmetic that its epoch and
+/// step counters can go on for the `batches` steps of each epoch up to `epochs`; a counter
+/// that would overflow is an error naming the file and the metadata entry.
+fn resume_point<T>(
+    path: &std::path::Path,
+    ck: &crate::persist::Checkpoint<T>,
+    epochs: usize,
+    batches: usize,
+) -> Result<usize, TrainError> {
+    let bad = |message: String| {
+        TrainError::Persist(crate::persist::PersistError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    let first = usize::try_from(ck.epoch)
+        .ok()
+        .and_then(|e| e.checked_add(1))
+        .ok_or_else(|| {
+            bad(format!(
+                "`nn.epoch` = {} is too large to continue from",
+                ck.epoch
+            ))
+        })?;
+    let remaining = u64::try_from(epochs.saturating_sub(first - 1)).unwrap_or(u64::MAX);
+    let steps = u64::try_from(batches)
+        .ok()
+        .and_then(|b| b.checked_mul(remaining));
+    let last = steps.and_then(|s| ck.optimizer.step.checked_add(s));
+    if last.is_none() {
+        return Err(bad(format!(
+            "`nn.optim.step` = {} overflows in the {remaining} remaining epochs of {batches} steps",
+            ck.optimizer.step
+        )));
+    }
+    Ok(first)
 }
 
 /// The monitored score, as "lower is better".
