@@ -51,6 +51,13 @@ impl EpochProgress {
         }
     }
 
+    /// Training stopped in the middle of the epoch: clears the bar, prints no summary.
+    pub(crate) fn abandon(self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
     /// The epoch's summary line.
     pub(crate) fn finish(self, line: &str) {
         if let Some(bar) = &self.bar {

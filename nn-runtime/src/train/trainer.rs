@@ -6,7 +6,7 @@ use super::progress::{EpochProgress, Progress};
 use super::TrainError;
 use crate::data::{BatchOrder, Dataset, Labels};
 use crate::loss::{loss_on_output, Loss, Targets};
-use crate::network::{BatchView, Network, OutputActivation, Parameters, Tape};
+use crate::network::{BatchView, Network, OutputActivation, Parameters, Tape, TensorInfo};
 use crate::optim::Optimizer;
 use crate::scalar::Float;
 use nalgebra::{Const, Dyn};
@@ -263,8 +263,9 @@ impl<'a, L, O> Trainer<'a, L, O> {
         self
     }
 
-    /// Writes a checkpoint to `path` (safetensors: parameters, optimizer state, epoch) after
-    /// every epoch or at the best epoch. Saves are atomic: a crash leaves the previous file.
+    /// Writes a checkpoint to `path` (safetensors: parameters, optimizer state, epoch, and the
+    /// early-stopping state: best score, best epoch, epochs since, best weights) after every
+    /// epoch or at the best epoch. Saves are atomic: a crash leaves the previous file.
     pub fn checkpoint(
         mut self,
         path: impl Into<std::path::PathBuf>,
@@ -275,8 +276,9 @@ impl<'a, L, O> Trainer<'a, L, O> {
     }
 
     /// Resumes from a checkpoint written by [`Trainer::checkpoint`]: loads the parameters into
-    /// the network and the optimizer state, and continues after the saved epoch. With the same
-    /// settings and seed, the result equals an uninterrupted run bit for bit.
+    /// the network, the optimizer and early-stopping state, and continues after the saved
+    /// epoch. With the same settings and seed, the result equals an uninterrupted run bit for
+    /// bit, early stopping included.
     pub fn resume_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.resume = Some(path.into());
         self
@@ -355,74 +357,113 @@ impl<T: Float> Workspace<T> {
     }
 }
 
-/// Running sums for the metrics of one pass.
-#[derive(Default)]
+/// Running sums for the loss and metrics of one pass.
 struct Tally {
-    loss_sum: f64,
-    batches: usize,
-    correct: usize,
+    /// `Σ_b n_b · loss_b`: each batch loss is a mean over its `n_b` samples, so the pass's
+    /// loss is the mean over samples (PyTorch's convention), whatever the last batch's size.
+    weighted_loss: f64,
     samples: usize,
-    abs_err: f64,
-    sq_err: f64,
-    sum: f64,
-    sum_sq: f64,
-    values: usize,
+    correct: usize,
     /// Values whose side of 0.5 matches the target's (binary classification by a sigmoid).
     binary_correct: usize,
+    values: usize,
+    abs_err: f64,
+    /// Per output row, for R² (regression only).
+    rows: Vec<RowSums>,
+}
+
+/// Sums over one output row: targets shifted by the row's first target (so the variance
+/// does not cancel for targets with a large mean), and squared errors.
+#[derive(Clone, Copy, Default)]
+struct RowSums {
+    shift: Option<f64>,
+    sum: f64,
+    sum_sq: f64,
+    sq_err: f64,
 }
 
 impl Tally {
+    fn new(kind: TaskKind, rows: usize) -> Self {
+        Self {
+            weighted_loss: 0.0,
+            samples: 0,
+            correct: 0,
+            binary_correct: 0,
+            values: 0,
+            abs_err: 0.0,
+            rows: if kind == TaskKind::Regression {
+                vec![RowSums::default(); rows]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Adds a batch: its mean loss, its outputs (`rows x n`) and targets.
     fn add<T: Float>(&mut self, loss: f64, output: &[T], rows: usize, targets: Targets<'_, T>) {
-        self.loss_sum += loss;
-        self.batches += 1;
-        match targets {
+        let n = match targets {
             Targets::Classes(labels) => {
                 for (col, &y) in output.chunks_exact(rows).zip(labels) {
                     self.correct += usize::from(argmax(col) == y);
                 }
-                self.samples += labels.len();
+                labels.len()
             }
             Targets::Values(y) => {
-                for (&o, &t) in output.iter().zip(y) {
-                    let (o, t) = (o.to_f64(), t.to_f64());
-                    self.binary_correct += usize::from((o > 0.5) == (t > 0.5));
-                    self.abs_err += (o - t).abs();
-                    self.sq_err += (o - t) * (o - t);
-                    self.sum += t;
-                    self.sum_sq += t * t;
+                for (out, target) in output.chunks_exact(rows).zip(y.chunks_exact(rows)) {
+                    for (j, (&o, &t)) in out.iter().zip(target).enumerate() {
+                        let (o, t) = (o.to_f64(), t.to_f64());
+                        self.binary_correct += usize::from((o > 0.5) == (t > 0.5));
+                        self.abs_err += (o - t).abs();
+                        if let Some(r) = self.rows.get_mut(j) {
+                            let d = t - *r.shift.get_or_insert(t);
+                            r.sum += d;
+                            r.sum_sq += d * d;
+                            r.sq_err += (o - t) * (o - t);
+                        }
+                    }
                 }
                 self.values += y.len();
-                self.samples += y.len() / rows.max(1);
+                y.len() / rows.max(1)
             }
+        };
+        self.weighted_loss += loss * n as f64;
+        self.samples += n;
+    }
+
+    /// The mean loss over the samples so far, `Σ_b n_b · loss_b / Σ_b n_b`.
+    fn loss(&self) -> f64 {
+        self.weighted_loss / self.samples.max(1) as f64
+    }
+
+    /// Accuracy for class labels and for 0/1 targets of a sigmoid output; `None` otherwise.
+    fn accuracy(&self, kind: TaskKind) -> Option<f64> {
+        match kind {
+            TaskKind::Classes => Some(self.correct as f64 / self.samples.max(1) as f64),
+            TaskKind::Binary => Some(self.binary_correct as f64 / self.values.max(1) as f64),
+            TaskKind::Regression => None,
         }
     }
 
-    fn loss(&self) -> f64 {
-        self.loss_sum / self.batches.max(1) as f64
-    }
-
     /// Accuracy for class labels, and for 0/1 targets of a sigmoid output (each value on the
-    /// right side of 0.5); MAE and R² for other targets.
+    /// right side of 0.5); for other targets the MAE over all values and R² averaged over the
+    /// outputs, as [`crate::metrics::mae`] and [`crate::metrics::r2`].
     fn metrics(&self, kind: TaskKind) -> Metrics {
-        if kind == TaskKind::Classes {
-            Metrics::Classification {
-                accuracy: self.correct as f64 / self.samples.max(1) as f64,
-            }
-        } else if kind == TaskKind::Binary {
-            Metrics::Classification {
-                accuracy: self.binary_correct as f64 / self.values.max(1) as f64,
-            }
-        } else {
-            let n = self.values.max(1) as f64;
-            let ss_tot = self.sum_sq - self.sum * self.sum / n;
-            Metrics::Regression {
-                mae: self.abs_err / n,
-                r2: if ss_tot > 0.0 {
-                    1.0 - self.sq_err / ss_tot
-                } else {
-                    0.0
-                },
-            }
+        if let Some(accuracy) = self.accuracy(kind) {
+            return Metrics::Classification { accuracy };
+        }
+        let n = self.samples.max(1) as f64;
+        let r2 = self
+            .rows
+            .iter()
+            .map(|r| {
+                let ss_tot = (r.sum_sq - r.sum * r.sum / n).max(0.0);
+                crate::metrics::r2_of_sums(r.sq_err, ss_tot)
+            })
+            .sum::<f64>()
+            / self.rows.len().max(1) as f64;
+        Metrics::Regression {
+            mae: self.abs_err / self.values.max(1) as f64,
+            r2,
         }
     }
 }
@@ -532,16 +573,19 @@ impl<L, O> Trainer<'_, L, O> {
         let mut tape = net.new_tape();
         let mut grads = net.zero_gradients();
         let mut first_epoch = 1;
+        let mut best: Option<Best<T>> = None;
+        let mut resumed_lr = None;
         if let Some(path) = &self.resume {
-            let (_, ck) = crate::persist::load_checkpoint_into(net, path)?;
+            let (_, mut ck) = crate::persist::load_checkpoint_into(net, path)?;
+            best = Best::take_from(&mut ck, N::TENSORS, path)?;
             self.optimizer
                 .load_state_for(&ck.optimizer, N::TENSORS)
                 .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
             first_epoch = ck.epoch as usize + 1;
-            let base = ck.extra.get("base_lr").and_then(serde_json::Value::as_f64);
-            if let Some(base) = base {
-                self.optimizer.set_learning_rate(base);
-            }
+            resumed_lr = base_lr_of(&ck.extra);
+        }
+        if let Some(base) = resumed_lr {
+            self.optimizer.set_learning_rate(base);
         }
         let base_lr = self.optimizer.learning_rate();
         let penalty = crate::regularization::Penalty {
@@ -555,8 +599,8 @@ impl<L, O> Trainer<'_, L, O> {
             stop: StopReason::Completed,
             restored_epoch: None,
         };
-        let mut best: Option<(f64, usize, Vec<T>)> = None;
-        let mut since_best = 0;
+        // The epoch whose weights the network holds (`None` in the middle of an epoch).
+        let mut holds = Some(first_epoch - 1);
 
         'epochs: for epoch in first_epoch..=self.epochs {
             // Dropout masks come from an rng seeded by (seed, epoch): a resumed run draws the
@@ -571,7 +615,7 @@ impl<L, O> Trainer<'_, L, O> {
             self.optimizer.set_learning_rate(lr);
             order.shuffle_for(epoch as u64 - 1);
             let progress = EpochProgress::start(self.progress, epoch, self.epochs, train.len());
-            let mut tally = Tally::default();
+            let mut tally = Tally::new(kind, OUT);
             let started = Instant::now();
             let mut done = 0;
             for (b, idx) in order.batches().enumerate() {
@@ -614,10 +658,11 @@ impl<L, O> Trainer<'_, L, O> {
                     None => {}
                 }
                 self.optimizer.step(net, &grads);
+                holds = None;
                 let parts = tape.output_parts();
                 tally.add(value, parts.output, OUT, ws.targets(train.labels(), n));
                 done += n;
-                progress.batch(done, tally.loss(), tally.metrics(kind).accuracy());
+                progress.batch(done, tally.loss(), tally.accuracy(kind));
                 if let Some(cb) = self.on_batch.as_mut() {
                     let info = BatchEnd {
                         epoch,
@@ -626,11 +671,13 @@ impl<L, O> Trainer<'_, L, O> {
                         samples: n,
                     };
                     if cb(&info) == Control::Stop {
+                        progress.abandon();
                         history.stop = StopReason::Callback;
                         break 'epochs;
                     }
                 }
             }
+            holds = Some(epoch);
             let seconds = started.elapsed().as_secs_f64();
             let (val_loss, val_metrics) = match validation {
                 Some(v) => {
@@ -658,24 +705,21 @@ impl<L, O> Trainer<'_, L, O> {
             let es = self
                 .early_stopping
                 .unwrap_or(EarlyStopping::new(usize::MAX).restore_best(false));
-            let score = monitored(&es, &record);
-            let improved = best
-                .as_ref()
-                .is_none_or(|(b, _, _)| score < *b - es.min_delta);
-            if improved {
-                let keep = self.early_stopping.is_some_and(|es| es.restore_best);
-                best = Some((score, epoch, if keep { net.to_flat() } else { Vec::new() }));
-                since_best = 0;
-            } else {
-                since_best += 1;
-            }
+            let keep = self.early_stopping.is_some_and(|es| es.restore_best);
+            let improved = Best::update(&mut best, &es, &record, &*net, keep);
             if let Some((path, every)) = &self.checkpoint {
                 if *every == CheckpointEvery::Epoch || improved {
-                    let ck = crate::persist::Checkpoint {
+                    let mut ck = crate::persist::Checkpoint {
                         epoch: epoch as u64,
                         optimizer: self.optimizer.state(),
-                        extra: serde_json::json!({ "base_lr": base_lr, "score": score }),
+                        extra: serde_json::json!({
+                            "base_lr": base_lr,
+                            "base_lr_bits": base_lr.to_bits(),
+                        }),
                     };
+                    if let Some(b) = &best {
+                        b.put_into(&mut ck, N::TENSORS);
+                    }
                     crate::persist::save_checkpoint(
                         &*net,
                         &crate::persist::Metadata::of::<N, IN, OUT>(),
@@ -689,25 +733,178 @@ impl<L, O> Trainer<'_, L, O> {
                 history.stop = StopReason::Callback;
                 break;
             }
+            let waited = best.as_ref().map_or(0, |b| b.since);
             if self
                 .early_stopping
-                .is_some_and(|es| since_best >= es.patience.max(1))
+                .is_some_and(|es| waited >= es.patience.max(1))
             {
                 history.stop = StopReason::EarlyStopping;
                 break;
             }
         }
-        if let (Some(es), Some((_, epoch, weights))) = (self.early_stopping, best) {
-            // Keras semantics: restore the best weights whatever stopped training.
-            if es.restore_best
-                && history.epochs.last().is_some_and(|l| l.epoch != epoch)
-                && net.copy_from_flat(&weights)
-            {
-                history.restored_epoch = Some(epoch);
+        if let (Some(es), Some(b)) = (self.early_stopping, &best) {
+            // Keras semantics: restore the best weights whatever stopped training, also in the
+            // middle of an epoch.
+            if es.restore_best && holds != Some(b.epoch) && net.copy_from_flat(&b.weights) {
+                history.restored_epoch = Some(b.epoch);
             }
         }
         Ok(history)
     }
+}
+
+/// The best epoch so far by the monitored score (lower is better), the epochs since, and
+/// its weights when early stopping is to restore them.
+///
+/// Checkpoints carry it, so a resumed run stops and restores exactly as an uninterrupted
+/// one: the score (as its bits), epoch and wait in `nn.extra` under `best`, and the weights
+/// as extra optimizer-state buffers `<tensor>.es_best` (file tensors
+/// `optim.<tensor>.es_best`), which the trainer takes out before loading the optimizer.
+struct Best<T> {
+    score: f64,
+    epoch: usize,
+    since: usize,
+    weights: Vec<T>,
+}
+
+/// The buffer suffix of the best weights in a checkpoint's optimizer state.
+const BEST_BUFFER: &str = "es_best";
+
+impl<T: Float> Best<T> {
+    /// Records `record`'s epoch as the best if its score improves on the best by more than
+    /// `min_delta` (keeping the weights if `keep`), else counts one more epoch without
+    /// improvement; returns whether it improved.
+    fn update<P: crate::network::Parameters<T>>(
+        best: &mut Option<Self>,
+        es: &EarlyStopping,
+        record: &EpochRecord,
+        net: &P,
+        keep: bool,
+    ) -> bool {
+        let score = monitored(es, record);
+        match best {
+            Some(b)
+                if !(score < b.score - es.min_delta || (b.score.is_nan() && !score.is_nan())) =>
+            {
+                b.since += 1;
+                false
+            }
+            _ => {
+                let mut weights = best.take().map(|b| b.weights).unwrap_or_default();
+                weights.clear();
+                if keep {
+                    net.for_each_tensor(&mut |_, v| weights.extend_from_slice(v));
+                }
+                *best = Some(Self {
+                    score,
+                    epoch: record.epoch,
+                    since: 0,
+                    weights,
+                });
+                true
+            }
+        }
+    }
+
+    /// Writes this state into a checkpoint.
+    fn put_into(&self, ck: &mut crate::persist::Checkpoint<T>, tensors: &[TensorInfo]) {
+        ck.extra["best"] = serde_json::json!({
+            "score_bits": self.score.to_bits(),
+            "epoch": self.epoch,
+            "since": self.since,
+        });
+        if self.weights.is_empty() {
+            return;
+        }
+        let mut at = 0;
+        for t in tensors {
+            let values = self.weights[at..at + t.len()].to_vec();
+            at += t.len();
+            ck.optimizer
+                .buffers
+                .push((format!("{}.{BEST_BUFFER}", t.name), values));
+        }
+    }
+
+    /// Takes the state out of a checkpoint written by [`Best::put_into`] (`None` if it has
+    /// none), leaving the optimizer's own buffers.
+    fn take_from(
+        ck: &mut crate::persist::Checkpoint<T>,
+        tensors: &[TensorInfo],
+        path: &std::path::Path,
+    ) -> Result<Option<Self>, TrainError> {
+        let bad = |what: String| {
+            TrainError::Config(format!(
+                "{}: checkpoint early-stopping state: {what}",
+                path.display()
+            ))
+        };
+        let (mine, theirs): (Vec<_>, Vec<_>) = std::mem::take(&mut ck.optimizer.buffers)
+            .into_iter()
+            .partition(|(name, _)| {
+                name.rsplit_once('.')
+                    .is_some_and(|(_, buffer)| buffer == BEST_BUFFER)
+            });
+        ck.optimizer.buffers = theirs;
+        let Some(state) = ck.extra.get("best").filter(|v| !v.is_null()) else {
+            return match mine.first() {
+                Some((name, _)) => Err(bad(format!("buffer `{name}` without a best epoch"))),
+                None => Ok(None),
+            };
+        };
+        let field = |k: &str| {
+            state
+                .get(k)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| bad(format!("`best.{k}` is missing or not an unsigned integer")))
+        };
+        let score = f64::from_bits(field("score_bits")?);
+        let epoch =
+            usize::try_from(field("epoch")?).map_err(|e| bad(format!("`best.epoch`: {e}")))?;
+        let since =
+            usize::try_from(field("since")?).map_err(|e| bad(format!("`best.since`: {e}")))?;
+        let mut weights = Vec::new();
+        if !mine.is_empty() {
+            if mine.len() != tensors.len() {
+                return Err(bad(format!(
+                    "{} best-weight buffers for {} tensors",
+                    mine.len(),
+                    tensors.len()
+                )));
+            }
+            for t in tensors {
+                let name = format!("{}.{BEST_BUFFER}", t.name);
+                match mine.iter().find(|(n, _)| *n == name) {
+                    Some((_, v)) if v.len() == t.len() => weights.extend_from_slice(v),
+                    Some((_, v)) => {
+                        return Err(bad(format!(
+                            "buffer `{name}` has {} values, tensor `{}` has {}",
+                            v.len(),
+                            t.name,
+                            t.len()
+                        )))
+                    }
+                    None => return Err(bad(format!("no buffer `{name}`"))),
+                }
+            }
+        }
+        Ok(Some(Self {
+            score,
+            epoch,
+            since,
+            weights,
+        }))
+    }
+}
+
+/// The initial learning rate a checkpoint recorded: exact from its bits, else (older files)
+/// from the decimal value.
+fn base_lr_of(extra: &serde_json::Value) -> Option<f64> {
+    extra
+        .get("base_lr_bits")
+        .and_then(serde_json::Value::as_u64)
+        .map(f64::from_bits)
+        .or_else(|| extra.get("base_lr").and_then(serde_json::Value::as_f64))
 }
 
 /// The monitored score, as "lower is better".
@@ -758,8 +955,7 @@ where
     L: Loss<T> + ?Sized,
 {
     let kind = TaskKind::of(data, N::OUTPUT_ACTIVATION);
-    let mut tally = Tally::default();
-    let mut weighted = 0.0;
+    let mut tally = Tally::new(kind, OUT);
     let all: Vec<usize> = (0..data.len()).collect();
     if ws.inputs.len() < IN * chunk {
         ws.inputs.resize(IN * chunk, T::zero());
@@ -775,7 +971,6 @@ where
             batch: 0,
             source,
         })?;
-        weighted += value.to_f64() * n as f64;
         tally.add(
             value.to_f64(),
             tape.output_parts().output,
@@ -783,7 +978,7 @@ where
             ws.targets(data.labels(), n),
         );
     }
-    Ok((weighted / data.len().max(1) as f64, tally.metrics(kind)))
+    Ok((tally.loss(), tally.metrics(kind)))
 }
 
 /// The loss (data loss, mean over samples) and metrics of `net` on `data`, in inference mode.
