@@ -564,7 +564,7 @@ fn write_tensors(
 /// Writes a file atomically: `write` fills a fresh temporary file next to `path`, which is
 /// fsynced and renamed over `path`; on any failure the temporary file is removed and `path`
 /// is untouched.
-fn write_atomic(
+pub(crate) fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<(), PersistError> {
