@@ -416,3 +416,74 @@ fn regression_metrics_average_r2_over_outputs() {
         other => panic!("expected regression metrics, got {other:?}"),
     }
 }
+
+#[test]
+fn a_validation_fraction_holds_out_a_seeded_split() {
+    let data = clusters(120, 31);
+    let mut net = Net::new(&mut StdRng::seed_from_u64(6));
+    let history = trainer(2)
+        .validation_fraction(0.25)
+        .fit(&mut net, &data, None)
+        .expect("training");
+    // The held-out quarter is `split(0.25, seed)`'s second part; the first is trained on.
+    let (train, val) = data.split(0.25, Some(9)).expect("split");
+    assert_eq!((train.len(), val.len()), (90, 30));
+    let (loss, metrics) = evaluate(&net, &CrossEntropy, &val).expect("evaluate");
+    let last = history.last().expect("an epoch");
+    assert_eq!(last.val_loss, Some(loss));
+    assert_eq!(last.val_metrics, Some(metrics));
+    // The same run given that split explicitly gives the same weights.
+    let mut explicit = Net::new(&mut StdRng::seed_from_u64(6));
+    trainer(2)
+        .fit(&mut explicit, &train, Some(&val))
+        .expect("training");
+    assert_eq!(explicit.to_flat(), net.to_flat());
+}
+
+#[test]
+fn an_epoch_callback_stops_and_the_history_has_the_schedule_and_times() {
+    let data = clusters(90, 32);
+    let mut seen = Vec::new();
+    let mut net = Net::new(&mut StdRng::seed_from_u64(6));
+    let history = trainer(10)
+        .schedule(nn::runtime::schedule::StepLr::new(1, 0.5))
+        .on_epoch(|e| {
+            seen.push(e.epoch);
+            if e.epoch == 3 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
+        .fit(&mut net, &data, None)
+        .expect("training");
+    assert_eq!(history.stop, StopReason::Callback);
+    assert_eq!(seen, [1, 2, 3]);
+    let rates: Vec<f64> = history.epochs.iter().map(|e| e.learning_rate).collect();
+    assert_eq!(rates, [0.01, 0.005, 0.0025]);
+    for e in &history.epochs {
+        assert!(e.seconds > 0.0 && e.samples_per_second > 0.0, "{e}");
+        assert!(
+            (e.samples_per_second * e.seconds - 90.0).abs() < 1e-6,
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn the_best_epoch_checkpoint_holds_the_restored_weights() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("best.safetensors");
+    let data = clusters(60, 11);
+    let val = clusters(60, 12);
+    let mut net = Net::new(&mut StdRng::seed_from_u64(2));
+    let history = early(40, 3)
+        .checkpoint(&path, CheckpointEvery::Best)
+        .fit(&mut net, &data, Some(&val))
+        .expect("training");
+    let best = history.restored_epoch.expect("restored");
+    let mut loaded = Net::new(&mut StdRng::seed_from_u64(0));
+    let (_, ck) = persist::load_checkpoint_into(&mut loaded, &path).expect("checkpoint");
+    assert_eq!(ck.epoch, best as u64);
+    assert_eq!(loaded.to_flat(), net.to_flat());
+}
