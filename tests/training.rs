@@ -369,6 +369,22 @@ fn resuming_with_early_stopping_equals_an_uninterrupted_run() {
         "{rest}\n{full}"
     );
     assert_eq!(resumed.to_flat(), straight.to_flat());
+
+    // The checkpoint of the epoch where early stopping ended the run resumes to no more epochs.
+    let mut whole = Net::new(&mut StdRng::seed_from_u64(2));
+    early(40, 3)
+        .checkpoint(&path, CheckpointEvery::Epoch)
+        .fit(&mut whole, &data, Some(&val))
+        .expect("whole run");
+    let mut again = Net::new(&mut StdRng::seed_from_u64(5));
+    let none = early(40, 3)
+        .resume_from(&path)
+        .fit(&mut again, &data, Some(&val))
+        .expect("resumed at the end");
+    assert!(none.epochs.is_empty(), "{none}");
+    assert_eq!(none.stop, StopReason::EarlyStopping);
+    assert_eq!(none.restored_epoch, Some(best));
+    assert_eq!(again.to_flat(), straight.to_flat());
 }
 
 #[test]

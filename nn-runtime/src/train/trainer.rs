@@ -601,8 +601,20 @@ impl<L, O> Trainer<'_, L, O> {
         };
         // The epoch whose weights the network holds (`None` in the middle of an epoch).
         let mut holds = Some(first_epoch - 1);
+        let patience_out = |best: &Option<Best<T>>| {
+            let waited = best.as_ref().map_or(0, |b| b.since);
+            self.early_stopping
+                .is_some_and(|es| waited >= es.patience.max(1))
+        };
+        // A checkpoint of the epoch where early stopping ended the run resumes to nothing more.
+        let last_epoch = if patience_out(&best) {
+            history.stop = StopReason::EarlyStopping;
+            first_epoch - 1
+        } else {
+            self.epochs
+        };
 
-        'epochs: for epoch in first_epoch..=self.epochs {
+        'epochs: for epoch in first_epoch..=last_epoch {
             // Dropout masks come from an rng seeded by (seed, epoch): a resumed run draws the
             // same masks as an uninterrupted one.
             let mut rng = StdRng::seed_from_u64(
@@ -733,11 +745,7 @@ impl<L, O> Trainer<'_, L, O> {
                 history.stop = StopReason::Callback;
                 break;
             }
-            let waited = best.as_ref().map_or(0, |b| b.since);
-            if self
-                .early_stopping
-                .is_some_and(|es| waited >= es.patience.max(1))
-            {
+            if patience_out(&best) {
                 history.stop = StopReason::EarlyStopping;
                 break;
             }
@@ -774,7 +782,7 @@ impl<T: Float> Best<T> {
     /// Records `record`'s epoch as the best if its score improves on the best by more than
     /// `min_delta` (keeping the weights if `keep`), else counts one more epoch without
     /// improvement; returns whether it improved.
-    fn update<P: crate::network::Parameters<T>>(
+    fn update<P: Parameters<T>>(
         best: &mut Option<Self>,
         es: &EarlyStopping,
         record: &EpochRecord,
