@@ -60,7 +60,8 @@ pub struct EarlyStopping {
     pub patience: usize,
     /// The smallest change that counts as an improvement.
     pub min_delta: f64,
-    /// Whether to restore the weights of the best epoch at the end.
+    /// Whether to restore the weights of the best epoch at the end, whatever ended training:
+    /// patience, a callback (also in the middle of an epoch) or the last epoch.
     pub restore_best: bool,
 }
 
@@ -103,7 +104,8 @@ pub enum Clip {
     Value(f64),
 }
 
-/// When the trainer writes a checkpoint (parameters, optimizer state and epoch, atomically).
+/// When the trainer writes a checkpoint (parameters, optimizer state, epoch and the
+/// early-stopping state, atomically).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckpointEvery {
     /// After every epoch.
