@@ -7,11 +7,13 @@ use nn::runtime::loss::{CrossEntropy, Mse};
 use nn::runtime::optim::{Adam, Sgd};
 use nn::runtime::persist;
 use nn::runtime::train::{
-    CheckpointEvery, EarlyStopping, Progress, StopReason, TrainError, Trainer,
+    evaluate, CheckpointEvery, Control, EarlyStopping, EpochRecord, Metrics, Monitor, Progress,
+    StopReason, TrainError, Trainer,
 };
 
 network! { Net < dense(6 -> 16, relu), dropout(0.25), dense(16 -> 3, softmax) > }
 network! { #[derive(Debug)] Reg < dense(2 -> 8, tanh), dense(8 -> 1) > }
+network! { Reg2: f64 < dense(2 -> 8, tanh), dense(8 -> 2) > }
 
 /// Three noisy clusters in six dimensions.
 fn clusters(n: usize, seed: u64) -> Dataset<f32, 6> {
@@ -234,4 +236,270 @@ fn invalid_settings_are_errors() {
         .fit(&mut net, &data, None)
         .is_err());
     assert!(trainer(1).l2(-0.1).fit(&mut net, &data, None).is_err());
+}
+
+#[test]
+fn the_epoch_loss_is_the_mean_over_samples_with_a_partial_last_batch() {
+    // 10 samples in batches of 4, 4 and 2, and a learning rate of 0 so the weights stay put:
+    // the epoch's loss must be the per-sample mean, which `evaluate` computes independently.
+    let data = clusters(10, 21);
+    let mut net = Plain::new(&mut StdRng::seed_from_u64(3));
+    let history = Trainer::new(CrossEntropy, Sgd::new(0.0))
+        .epochs(1)
+        .batch_size(4)
+        .shuffle(false)
+        .progress(Progress::Off)
+        .fit(&mut net, &data, None)
+        .expect("training");
+    let (mean, _) = evaluate(&net, &CrossEntropy, &data).expect("evaluate");
+    let train = history.epochs[0].train_loss;
+    assert!(
+        (train - mean).abs() < 1e-6 * mean,
+        "epoch loss {train}, per-sample mean {mean}"
+    );
+    // Averaging the three batch means instead would give another number.
+    let batch_mean = |idx: &[usize]| {
+        let part = data.subset(idx).expect("subset");
+        evaluate(&net, &CrossEntropy, &part).expect("evaluate").0
+    };
+    let unweighted =
+        (batch_mean(&[0, 1, 2, 3]) + batch_mean(&[4, 5, 6, 7]) + batch_mean(&[8, 9])) / 3.0;
+    assert!(
+        (unweighted - mean).abs() > 1e-4,
+        "the test data must tell them apart"
+    );
+}
+
+network! { Plain < dense(6 -> 8, tanh), dense(8 -> 3, softmax) > }
+
+/// Trains with early stopping on the validation loss, as `trainer`, for `epochs`.
+fn early(epochs: usize, patience: usize) -> Trainer<'static, CrossEntropy, Adam<f32>> {
+    Trainer::new(CrossEntropy, Adam::new(0.05))
+        .epochs(epochs)
+        .batch_size(8)
+        .seed(3)
+        .progress(Progress::Off)
+        .early_stopping(EarlyStopping::new(patience))
+}
+
+#[test]
+fn a_callback_stopping_mid_epoch_restores_the_best_weights() {
+    let data = clusters(64, 13);
+    // The training loss falls every epoch here, so the best epoch is the last complete one,
+    // and the stop comes after some steps of the next: those steps must be undone.
+    let stop_at = (3, 2);
+    let mut net = Net::new(&mut StdRng::seed_from_u64(8));
+    let history = Trainer::new(CrossEntropy, Adam::new(0.01))
+        .epochs(10)
+        .batch_size(8)
+        .seed(5)
+        .progress(Progress::Off)
+        .early_stopping(EarlyStopping::new(5).monitor(Monitor::TrainLoss))
+        .on_batch(|b| {
+            if (b.epoch, b.batch) == stop_at {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
+        .fit(&mut net, &data, None)
+        .expect("training");
+    assert_eq!(history.stop, StopReason::Callback);
+    assert_eq!(history.epochs.len(), 2);
+    assert!(history.epochs[1].train_loss < history.epochs[0].train_loss);
+    assert_eq!(history.restored_epoch, Some(2), "{history}");
+    // Two uninterrupted epochs with the same seed give the weights to expect.
+    let mut two = Net::new(&mut StdRng::seed_from_u64(8));
+    Trainer::new(CrossEntropy, Adam::new(0.01))
+        .epochs(2)
+        .batch_size(8)
+        .seed(5)
+        .progress(Progress::Off)
+        .fit(&mut two, &data, None)
+        .expect("training");
+    assert_eq!(net.to_flat(), two.to_flat());
+}
+
+#[test]
+fn resuming_with_early_stopping_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("ck.safetensors");
+    let data = clusters(60, 11);
+    let val = clusters(60, 12);
+    let mut straight = Net::new(&mut StdRng::seed_from_u64(2));
+    let full = early(40, 3)
+        .fit(&mut straight, &data, Some(&val))
+        .expect("training");
+    assert_eq!(full.stop, StopReason::EarlyStopping, "{full}");
+    let best = full.restored_epoch.expect("a restored epoch");
+    // Interrupt after the best epoch, with the patience partly used.
+    let cut = best + 1;
+    assert!(cut < full.epochs.len(), "{full}");
+
+    let mut first = Net::new(&mut StdRng::seed_from_u64(2));
+    early(cut, 3)
+        .checkpoint(&path, CheckpointEvery::Epoch)
+        .fit(&mut first, &data, Some(&val))
+        .expect("first part");
+    let mut resumed = Net::new(&mut StdRng::seed_from_u64(77));
+    let rest = early(40, 3)
+        .resume_from(&path)
+        .fit(&mut resumed, &data, Some(&val))
+        .expect("second part");
+    assert_eq!(rest.stop, StopReason::EarlyStopping, "{rest}");
+    assert_eq!(rest.restored_epoch, Some(best), "{rest}");
+    // The same epochs with the same losses, metrics and learning rates (times differ).
+    let numbers = |h: &[EpochRecord]| {
+        h.iter()
+            .map(|e| {
+                (
+                    e.epoch,
+                    e.train_loss,
+                    e.train_metrics,
+                    e.val_loss,
+                    e.val_metrics,
+                    e.learning_rate,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        numbers(&rest.epochs),
+        numbers(&full.epochs[cut..]),
+        "{rest}\n{full}"
+    );
+    assert_eq!(resumed.to_flat(), straight.to_flat());
+
+    // The checkpoint of the epoch where early stopping ended the run resumes to no more epochs.
+    let mut whole = Net::new(&mut StdRng::seed_from_u64(2));
+    early(40, 3)
+        .checkpoint(&path, CheckpointEvery::Epoch)
+        .fit(&mut whole, &data, Some(&val))
+        .expect("whole run");
+    let mut again = Net::new(&mut StdRng::seed_from_u64(5));
+    let none = early(40, 3)
+        .resume_from(&path)
+        .fit(&mut again, &data, Some(&val))
+        .expect("resumed at the end");
+    assert!(none.epochs.is_empty(), "{none}");
+    assert_eq!(none.stop, StopReason::EarlyStopping);
+    assert_eq!(none.restored_epoch, Some(best));
+    assert_eq!(again.to_flat(), straight.to_flat());
+}
+
+#[test]
+fn regression_metrics_average_r2_over_outputs() {
+    // Two outputs on very different scales: R² is the mean of the per-output R² (as
+    // scikit-learn's `r2_score`), not one R² of all values pooled.
+    let mut rng = StdRng::seed_from_u64(4);
+    let n = 200;
+    let mut x = Vec::with_capacity(2 * n);
+    let mut y = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        let (a, b): (f64, f64) = (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
+        x.extend([a, b]);
+        y.extend([
+            5.0 + 2.0 * a + 0.1 * rng.random_range(-1.0..1.0),
+            0.3 * (a * b),
+        ]);
+    }
+    let data = Dataset::<f64, 2>::from_slices(
+        &x,
+        Labels::Values {
+            values: y.clone(),
+            rows: 2,
+        },
+    )
+    .expect("finite data");
+    let mut net = Reg2::new(&mut StdRng::seed_from_u64(1));
+    let history = Trainer::new(Mse, Adam::new(0.05))
+        .epochs(30)
+        .batch_size(16)
+        .progress(Progress::Off)
+        .fit(&mut net, &data, Some(&data))
+        .expect("training");
+    let out = net.forward(data.inputs());
+    let r2 = nn::runtime::metrics::r2(out.as_slice(), &y, 2).expect("r2");
+    let mae = nn::runtime::metrics::mae(out.as_slice(), &y).expect("mae");
+    match history.last().and_then(|e| e.val_metrics) {
+        Some(Metrics::Regression { mae: m, r2: r }) => {
+            assert!((r - r2).abs() < 1e-9, "trainer r2 {r}, metrics::r2 {r2}");
+            assert!(
+                (m - mae).abs() < 1e-9,
+                "trainer mae {m}, metrics::mae {mae}"
+            );
+        }
+        other => panic!("expected regression metrics, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_validation_fraction_holds_out_a_seeded_split() {
+    let data = clusters(120, 31);
+    let mut net = Net::new(&mut StdRng::seed_from_u64(6));
+    let history = trainer(2)
+        .validation_fraction(0.25)
+        .fit(&mut net, &data, None)
+        .expect("training");
+    // The held-out quarter is `split(0.25, seed)`'s second part; the first is trained on.
+    let (train, val) = data.split(0.25, Some(9)).expect("split");
+    assert_eq!((train.len(), val.len()), (90, 30));
+    let (loss, metrics) = evaluate(&net, &CrossEntropy, &val).expect("evaluate");
+    let last = history.last().expect("an epoch");
+    assert_eq!(last.val_loss, Some(loss));
+    assert_eq!(last.val_metrics, Some(metrics));
+    // The same run given that split explicitly gives the same weights.
+    let mut explicit = Net::new(&mut StdRng::seed_from_u64(6));
+    trainer(2)
+        .fit(&mut explicit, &train, Some(&val))
+        .expect("training");
+    assert_eq!(explicit.to_flat(), net.to_flat());
+}
+
+#[test]
+fn an_epoch_callback_stops_and_the_history_has_the_schedule_and_times() {
+    let data = clusters(90, 32);
+    let mut seen = Vec::new();
+    let mut net = Net::new(&mut StdRng::seed_from_u64(6));
+    let history = trainer(10)
+        .schedule(nn::runtime::schedule::StepLr::new(1, 0.5))
+        .on_epoch(|e| {
+            seen.push(e.epoch);
+            if e.epoch == 3 {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        })
+        .fit(&mut net, &data, None)
+        .expect("training");
+    assert_eq!(history.stop, StopReason::Callback);
+    assert_eq!(seen, [1, 2, 3]);
+    let rates: Vec<f64> = history.epochs.iter().map(|e| e.learning_rate).collect();
+    assert_eq!(rates, [0.01, 0.005, 0.0025]);
+    for e in &history.epochs {
+        assert!(e.seconds > 0.0 && e.samples_per_second > 0.0, "{e}");
+        assert!(
+            (e.samples_per_second * e.seconds - 90.0).abs() < 1e-6,
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn the_best_epoch_checkpoint_holds_the_restored_weights() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("best.safetensors");
+    let data = clusters(60, 11);
+    let val = clusters(60, 12);
+    let mut net = Net::new(&mut StdRng::seed_from_u64(2));
+    let history = early(40, 3)
+        .checkpoint(&path, CheckpointEvery::Best)
+        .fit(&mut net, &data, Some(&val))
+        .expect("training");
+    let best = history.restored_epoch.expect("restored");
+    let mut loaded = Net::new(&mut StdRng::seed_from_u64(0));
+    let (_, ck) = persist::load_checkpoint_into(&mut loaded, &path).expect("checkpoint");
+    assert_eq!(ck.epoch, best as u64);
+    assert_eq!(loaded.to_flat(), net.to_flat());
 }

@@ -320,13 +320,19 @@ pub fn r2<T: Float>(output: &[T], targets: &[T], rows: usize) -> Result<f64, Met
             .map(|i| (row(targets, i) - row(output, i)).powi(2))
             .sum();
         let ss_tot: f64 = (0..n).map(|i| (row(targets, i) - mean).powi(2)).sum();
-        total += match (ss_tot > 0.0, ss_res > 0.0) {
-            (true, _) => 1.0 - ss_res / ss_tot,
-            (false, false) => 1.0,
-            (false, true) => 0.0,
-        };
+        total += r2_of_sums(ss_res, ss_tot);
     }
     Ok(total / rows as f64)
+}
+
+/// `R² = 1 - SS_res / SS_tot` of one output; when `SS_tot = 0` (constant targets), 1 if
+/// `SS_res = 0` and 0 otherwise (scikit-learn's convention).
+pub(crate) fn r2_of_sums(ss_res: f64, ss_tot: f64) -> f64 {
+    match (ss_tot > 0.0, ss_res > 0.0) {
+        (true, _) => 1.0 - ss_res / ss_tot,
+        (false, false) => 1.0,
+        (false, true) => 0.0,
+    }
 }
 
 #[cfg(test)]

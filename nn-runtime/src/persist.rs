@@ -575,7 +575,7 @@ static SAVES: AtomicU64 = AtomicU64::new(0);
 /// unix) while it is written. A process killed mid-save leaves its temporary file behind,
 /// unlocked; every successful save of the same target removes such leftovers (those it can
 /// lock), so they never accumulate. A live writer's file is locked and left alone.
-fn write_atomic(
+pub(crate) fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> Result<(), PersistError> {

@@ -7,7 +7,8 @@ use std::fmt;
 pub struct EpochRecord {
     /// Epoch number, from 1.
     pub epoch: usize,
-    /// Mean training loss over the epoch's batches (data loss plus penalties).
+    /// Mean training loss over the epoch's samples (data loss plus penalties), each batch's
+    /// mean weighted by its size: `Σ_b n_b L_b / Σ_b n_b`, PyTorch's per-sample convention.
     pub train_loss: f64,
     /// Training metrics over the epoch (accuracy for classification; MAE and R² for regression).
     pub train_metrics: Metrics,

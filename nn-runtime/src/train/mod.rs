@@ -1,7 +1,9 @@
 //! Training: the [`Trainer`] loop, its [`History`], progress output and callbacks.
 
+mod best;
 mod history;
 mod progress;
+mod tally;
 mod trainer;
 
 pub use history::{EpochRecord, History, Metrics, StopReason};

@@ -1,12 +1,14 @@
 //! The training loop: mini-batches, loss, backward, penalties, clipping, optimizer step,
 //! validation, early stopping, checkpoints and callbacks.
 
+use super::best::{base_lr_of, Best};
 use super::history::{EpochRecord, History, Metrics, StopReason};
 use super::progress::{EpochProgress, Progress};
+use super::tally::{Tally, TaskKind};
 use super::TrainError;
 use crate::data::{BatchOrder, Dataset, Labels};
 use crate::loss::{loss_on_output, Loss, Targets};
-use crate::network::{BatchView, Network, OutputActivation, Parameters, Tape};
+use crate::network::{BatchView, Network, Parameters, Tape};
 use crate::optim::Optimizer;
 use crate::scalar::Float;
 use nalgebra::{Const, Dyn};
@@ -58,7 +60,8 @@ pub struct EarlyStopping {
     pub patience: usize,
     /// The smallest change that counts as an improvement.
     pub min_delta: f64,
-    /// Whether to restore the weights of the best epoch at the end.
+    /// Whether to restore the weights of the best epoch at the end, whatever ended training:
+    /// patience, a callback (also in the middle of an epoch) or the last epoch.
     pub restore_best: bool,
 }
 
@@ -101,7 +104,8 @@ pub enum Clip {
     Value(f64),
 }
 
-/// When the trainer writes a checkpoint (parameters, optimizer state and epoch, atomically).
+/// When the trainer writes a checkpoint (parameters, optimizer state, epoch and the
+/// early-stopping state, atomically).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckpointEvery {
     /// After every epoch.
@@ -263,8 +267,9 @@ impl<'a, L, O> Trainer<'a, L, O> {
         self
     }
 
-    /// Writes a checkpoint to `path` (safetensors: parameters, optimizer state, epoch) after
-    /// every epoch or at the best epoch. Saves are atomic: a crash leaves the previous file.
+    /// Writes a checkpoint to `path` (safetensors: parameters, optimizer state, epoch, and the
+    /// early-stopping state: best score, best epoch, epochs since, best weights) after every
+    /// epoch or at the best epoch. Saves are atomic: a crash leaves the previous file.
     pub fn checkpoint(
         mut self,
         path: impl Into<std::path::PathBuf>,
@@ -275,10 +280,11 @@ impl<'a, L, O> Trainer<'a, L, O> {
     }
 
     /// Resumes from a checkpoint written by [`Trainer::checkpoint`]: loads the parameters into
-    /// the network and the optimizer state, and continues after the saved epoch. With the same
-    /// settings and seed, the result equals an uninterrupted run bit for bit. A checkpoint
-    /// that does not fit, whose epoch or step counter would overflow, or whose learning rate
-    /// is invalid is refused with an error naming the file, before anything changes.
+    /// the network, the optimizer and early-stopping state, and continues after the saved
+    /// epoch. With the same settings and seed, the result equals an uninterrupted run bit for
+    /// bit, early stopping included. A checkpoint that does not fit, whose epoch or step
+    /// counter would overflow, or whose learning rate is invalid is refused with an error
+    /// naming the file, before anything changes.
     pub fn resume_from(mut self, path: impl Into<std::path::PathBuf>) -> Self {
         self.resume = Some(path.into());
         self
@@ -357,115 +363,6 @@ impl<T: Float> Workspace<T> {
     }
 }
 
-/// Running sums for the metrics of one pass.
-#[derive(Default)]
-struct Tally {
-    loss_sum: f64,
-    batches: usize,
-    correct: usize,
-    samples: usize,
-    abs_err: f64,
-    sq_err: f64,
-    sum: f64,
-    sum_sq: f64,
-    values: usize,
-    /// Values whose side of 0.5 matches the target's (binary classification by a sigmoid).
-    binary_correct: usize,
-}
-
-impl Tally {
-    fn add<T: Float>(&mut self, loss: f64, output: &[T], rows: usize, targets: Targets<'_, T>) {
-        self.loss_sum += loss;
-        self.batches += 1;
-        match targets {
-            Targets::Classes(labels) => {
-                for (col, &y) in output.chunks_exact(rows).zip(labels) {
-                    self.correct += usize::from(argmax(col) == y);
-                }
-                self.samples += labels.len();
-            }
-            Targets::Values(y) => {
-                for (&o, &t) in output.iter().zip(y) {
-                    let (o, t) = (o.to_f64(), t.to_f64());
-                    self.binary_correct += usize::from((o > 0.5) == (t > 0.5));
-                    self.abs_err += (o - t).abs();
-                    self.sq_err += (o - t) * (o - t);
-                    self.sum += t;
-                    self.sum_sq += t * t;
-                }
-                self.values += y.len();
-                self.samples += y.len() / rows.max(1);
-            }
-        }
-    }
-
-    fn loss(&self) -> f64 {
-        self.loss_sum / self.batches.max(1) as f64
-    }
-
-    /// Accuracy for class labels, and for 0/1 targets of a sigmoid output (each value on the
-    /// right side of 0.5); MAE and R² for other targets.
-    fn metrics(&self, kind: TaskKind) -> Metrics {
-        if kind == TaskKind::Classes {
-            Metrics::Classification {
-                accuracy: self.correct as f64 / self.samples.max(1) as f64,
-            }
-        } else if kind == TaskKind::Binary {
-            Metrics::Classification {
-                accuracy: self.binary_correct as f64 / self.values.max(1) as f64,
-            }
-        } else {
-            let n = self.values.max(1) as f64;
-            let ss_tot = self.sum_sq - self.sum * self.sum / n;
-            Metrics::Regression {
-                mae: self.abs_err / n,
-                r2: if ss_tot > 0.0 {
-                    1.0 - self.sq_err / ss_tot
-                } else {
-                    0.0
-                },
-            }
-        }
-    }
-}
-
-/// What the metrics of a data set are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum TaskKind {
-    /// Class labels: accuracy by arg-max.
-    Classes,
-    /// 0/1 target values on a sigmoid output: accuracy by thresholding at 0.5.
-    Binary,
-    /// Other target values: MAE and R².
-    Regression,
-}
-
-impl TaskKind {
-    fn of<T: Float, const IN: usize>(data: &Dataset<T, IN>, output: OutputActivation) -> Self {
-        match data.labels() {
-            Labels::Classes { .. } => TaskKind::Classes,
-            Labels::Values { values, .. }
-                if output == OutputActivation::Sigmoid
-                    && values.iter().all(|&v| v == T::zero() || v == T::one()) =>
-            {
-                TaskKind::Binary
-            }
-            Labels::Values { .. } => TaskKind::Regression,
-        }
-    }
-}
-
-/// Index of the largest value (the first on ties; NaN never wins).
-pub(crate) fn argmax<T: Float>(col: &[T]) -> usize {
-    let mut best = 0;
-    for (i, &v) in col.iter().enumerate() {
-        if v > col[best] {
-            best = i;
-        }
-    }
-    best
-}
-
 impl<L, O> Trainer<'_, L, O> {
     /// Trains `net` on `train` (validating on `validation`, or on the held-out fraction set
     /// by [`Trainer::validation_fraction`]) and returns the history.
@@ -534,20 +431,21 @@ impl<L, O> Trainer<'_, L, O> {
         let mut tape = net.new_tape();
         let mut grads = net.zero_gradients();
         let mut first_epoch = 1;
+        let mut best: Option<Best<T>> = None;
         if let Some(path) = &self.resume {
             // Everything is checked before training starts; on an error the network keeps
             // its weights and the optimizer its state.
             let before = (net.to_flat(), self.optimizer.state());
-            let (_, ck) = crate::persist::load_checkpoint_into(net, path)?;
+            let (_, mut ck) = crate::persist::load_checkpoint_into(net, path)?;
             let named =
                 |e: &dyn std::fmt::Display| TrainError::Config(format!("{}: {e}", path.display()));
             let batches = train.len().div_ceil(batch_size);
             let resumed = resume_point(path, &ck, self.epochs, batches).and_then(|first| {
+                best = Best::take_from(&mut ck, N::TENSORS, path)?;
                 self.optimizer
                     .load_state_for(&ck.optimizer, N::TENSORS)
                     .map_err(|e| named(&e))?;
-                let base = ck.extra.get("base_lr").and_then(serde_json::Value::as_f64);
-                if let Some(base) = base {
+                if let Some(base) = base_lr_of(&ck.extra) {
                     self.optimizer.set_learning_rate(base);
                 }
                 // The learning rate comes from the file: it must be valid too.
@@ -576,10 +474,22 @@ impl<L, O> Trainer<'_, L, O> {
             stop: StopReason::Completed,
             restored_epoch: None,
         };
-        let mut best: Option<(f64, usize, Vec<T>)> = None;
-        let mut since_best = 0;
+        // The epoch whose weights the network holds (`None` in the middle of an epoch).
+        let mut holds = Some(first_epoch - 1);
+        let patience_out = |best: &Option<Best<T>>| {
+            let waited = best.as_ref().map_or(0, |b| b.since);
+            self.early_stopping
+                .is_some_and(|es| waited >= es.patience.max(1))
+        };
+        // A checkpoint of the epoch where early stopping ended the run resumes to nothing more.
+        let last_epoch = if patience_out(&best) {
+            history.stop = StopReason::EarlyStopping;
+            first_epoch - 1
+        } else {
+            self.epochs
+        };
 
-        'epochs: for epoch in first_epoch..=self.epochs {
+        'epochs: for epoch in first_epoch..=last_epoch {
             // Dropout masks come from an rng seeded by (seed, epoch): a resumed run draws the
             // same masks as an uninterrupted one.
             let mut rng = StdRng::seed_from_u64(
@@ -592,7 +502,7 @@ impl<L, O> Trainer<'_, L, O> {
             self.optimizer.set_learning_rate(lr);
             order.shuffle_for(epoch as u64 - 1);
             let progress = EpochProgress::start(self.progress, epoch, self.epochs, train.len());
-            let mut tally = Tally::default();
+            let mut tally = Tally::new(kind, OUT);
             let started = Instant::now();
             let mut done = 0;
             for (b, idx) in order.batches().enumerate() {
@@ -635,10 +545,11 @@ impl<L, O> Trainer<'_, L, O> {
                     None => {}
                 }
                 self.optimizer.step(net, &grads);
+                holds = None;
                 let parts = tape.output_parts();
                 tally.add(value, parts.output, OUT, ws.targets(train.labels(), n));
                 done += n;
-                progress.batch(done, tally.loss(), tally.metrics(kind).accuracy());
+                progress.batch(done, tally.loss(), tally.accuracy(kind));
                 if let Some(cb) = self.on_batch.as_mut() {
                     let info = BatchEnd {
                         epoch,
@@ -647,11 +558,13 @@ impl<L, O> Trainer<'_, L, O> {
                         samples: n,
                     };
                     if cb(&info) == Control::Stop {
+                        progress.abandon();
                         history.stop = StopReason::Callback;
                         break 'epochs;
                     }
                 }
             }
+            holds = Some(epoch);
             let seconds = started.elapsed().as_secs_f64();
             let (val_loss, val_metrics) = match validation {
                 Some(v) => {
@@ -679,24 +592,21 @@ impl<L, O> Trainer<'_, L, O> {
             let es = self
                 .early_stopping
                 .unwrap_or(EarlyStopping::new(usize::MAX).restore_best(false));
-            let score = monitored(&es, &record);
-            let improved = best
-                .as_ref()
-                .is_none_or(|(b, _, _)| score < *b - es.min_delta);
-            if improved {
-                let keep = self.early_stopping.is_some_and(|es| es.restore_best);
-                best = Some((score, epoch, if keep { net.to_flat() } else { Vec::new() }));
-                since_best = 0;
-            } else {
-                since_best += 1;
-            }
+            let keep = self.early_stopping.is_some_and(|es| es.restore_best);
+            let improved = Best::update(&mut best, &es, &record, &*net, keep);
             if let Some((path, every)) = &self.checkpoint {
                 if *every == CheckpointEvery::Epoch || improved {
-                    let ck = crate::persist::Checkpoint {
+                    let mut ck = crate::persist::Checkpoint {
                         epoch: epoch as u64,
                         optimizer: self.optimizer.state(),
-                        extra: serde_json::json!({ "base_lr": base_lr, "score": score }),
+                        extra: serde_json::json!({
+                            "base_lr": base_lr,
+                            "base_lr_bits": base_lr.to_bits(),
+                        }),
                     };
+                    if let Some(b) = &best {
+                        b.put_into(&mut ck, N::TENSORS);
+                    }
                     crate::persist::save_checkpoint(
                         &*net,
                         &crate::persist::Metadata::of::<N, IN, OUT>(),
@@ -710,21 +620,16 @@ impl<L, O> Trainer<'_, L, O> {
                 history.stop = StopReason::Callback;
                 break;
             }
-            if self
-                .early_stopping
-                .is_some_and(|es| since_best >= es.patience.max(1))
-            {
+            if patience_out(&best) {
                 history.stop = StopReason::EarlyStopping;
                 break;
             }
         }
-        if let (Some(es), Some((_, epoch, weights))) = (self.early_stopping, best) {
-            // Keras semantics: restore the best weights whatever stopped training.
-            if es.restore_best
-                && history.epochs.last().is_some_and(|l| l.epoch != epoch)
-                && net.copy_from_flat(&weights)
-            {
-                history.restored_epoch = Some(epoch);
+        if let (Some(es), Some(b)) = (self.early_stopping, &best) {
+            // Keras semantics: restore the best weights whatever stopped training, also in the
+            // middle of an epoch.
+            if es.restore_best && holds != Some(b.epoch) && net.copy_from_flat(&b.weights) {
+                history.restored_epoch = Some(b.epoch);
             }
         }
         Ok(history)
@@ -769,17 +674,6 @@ fn resume_point<T>(
     Ok(first)
 }
 
-/// The monitored score, as "lower is better".
-fn monitored(es: &EarlyStopping, r: &EpochRecord) -> f64 {
-    let val_acc = r.val_metrics.and_then(|m| m.accuracy());
-    let train_acc = r.train_metrics.accuracy();
-    match es.monitor {
-        Monitor::ValLoss => r.val_loss.unwrap_or(r.train_loss),
-        Monitor::TrainLoss => r.train_loss,
-        Monitor::ValAccuracy => -val_acc.or(train_acc).unwrap_or(0.0),
-    }
-}
-
 /// Refuses targets that do not fit the network's output.
 fn check_targets<T: Float, const IN: usize, const OUT: usize>(
     data: &Dataset<T, IN>,
@@ -817,8 +711,7 @@ where
     L: Loss<T> + ?Sized,
 {
     let kind = TaskKind::of(data, N::OUTPUT_ACTIVATION);
-    let mut tally = Tally::default();
-    let mut weighted = 0.0;
+    let mut tally = Tally::new(kind, OUT);
     let all: Vec<usize> = (0..data.len()).collect();
     if ws.inputs.len() < IN * chunk {
         ws.inputs.resize(IN * chunk, T::zero());
@@ -834,7 +727,6 @@ where
             batch: 0,
             source,
         })?;
-        weighted += value.to_f64() * n as f64;
         tally.add(
             value.to_f64(),
             tape.output_parts().output,
@@ -842,7 +734,7 @@ where
             ws.targets(data.labels(), n),
         );
     }
-    Ok((weighted / data.len().max(1) as f64, tally.metrics(kind)))
+    Ok((tally.loss(), tally.metrics(kind)))
 }
 
 /// The loss (data loss, mean over samples) and metrics of `net` on `data`, in inference mode.
