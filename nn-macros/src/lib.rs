@@ -24,6 +24,10 @@ use proc_macro::TokenStream;
 /// Defines a statically shaped network. See the crate `nn` for the full DSL reference
 /// (docs/dsl.md in the repository).
 ///
+/// The generated code names the runtime (`::nn::runtime`, or `::nn_runtime` for a crate that
+/// depends on `nn-runtime` directly), so the runnable examples are on the re-export
+/// `nn::network`, where the runtime is in scope; this crate's own doctests could not build it.
+///
 /// ```text
 /// network! {
 ///     /// Handwritten-digit classifier.
