@@ -3,8 +3,9 @@
 //!
 //! This crate is a thin entry point over three passes, each an ordinary module working on
 //! `proc_macro2` tokens so it is unit tested without a compiler:
-//! [`parse`] (tokens to an AST with spans), [`check`] (shape inference and validation to a
-//! typed IR, collecting every error) and [`expand`] (IR to Rust code).
+//! `parse` (tokens to an AST with spans), `check` (shape inference and validation to a
+//! typed IR, collecting every error) and `expand` (IR to Rust code); the private modules are
+//! described in docs/architecture.md, and their output in docs/generated-code.md.
 #![deny(missing_docs)]
 
 mod ast;
