@@ -76,6 +76,21 @@ pub use nn_runtime::{nalgebra, rand};
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+/// The book's introduction: its example compiles.
+#[doc = include_str!("../docs/introduction.md")]
+#[cfg(doctest)]
+pub struct IntroductionDoctests;
+
+/// The book's DSL reference: every example compiles and runs.
+#[doc = include_str!("../docs/dsl.md")]
+#[cfg(doctest)]
+pub struct DslReferenceDoctests;
+
+/// The book's backpropagation page: its gradient check runs.
+#[doc = include_str!("../docs/backpropagation.md")]
+#[cfg(doctest)]
+pub struct BackpropagationDoctests;
+
 /// The book's training guide: every snippet compiled (and run unless `no_run`).
 #[doc = include_str!("../docs/training.md")]
 #[cfg(doctest)]
