@@ -3,8 +3,9 @@
 //!
 //! This crate is a thin entry point over three passes, each an ordinary module working on
 //! `proc_macro2` tokens so it is unit tested without a compiler:
-//! [`parse`] (tokens to an AST with spans), [`check`] (shape inference and validation to a
-//! typed IR, collecting every error) and [`expand`] (IR to Rust code).
+//! `parse` (tokens to an AST with spans), `check` (shape inference and validation to a
+//! typed IR, collecting every error) and `expand` (IR to Rust code); the private modules are
+//! described in docs/architecture.md, and their output in docs/generated-code.md.
 #![deny(missing_docs)]
 
 mod ast;
@@ -23,6 +24,10 @@ use proc_macro::TokenStream;
 
 /// Defines a statically shaped network. See the crate `nn` for the full DSL reference
 /// (docs/dsl.md in the repository).
+///
+/// The generated code names the runtime (`::nn::runtime`, or `::nn_runtime` for a crate that
+/// depends on `nn-runtime` directly), so the runnable examples are on the re-export
+/// `nn::network`, where the runtime is in scope; this crate's own doctests could not build it.
 ///
 /// ```text
 /// network! {

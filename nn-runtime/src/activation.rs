@@ -357,7 +357,7 @@ impl<T: Float> Elementwise<T> for Silu {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Softmax;
 
-/// Softmax of one column, `out = softmax(z)`.
+/// Softmax of one column, `out_i = e^{z_i - m} / Σ_j e^{z_j - m}` with `m = max z`.
 pub fn softmax_column<T: Float>(z: &[T], out: &mut [T]) {
     let m = z.iter().copied().fold(T::neg_infinity(), T::max);
     let mut sum = T::zero();

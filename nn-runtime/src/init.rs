@@ -23,7 +23,8 @@ pub enum Init {
 }
 
 impl Init {
-    /// Draws one weight for a layer with the given fans.
+    /// Draws one weight for a layer with the given fans from the variant's distribution
+    /// (`N(0, 2 / fan_in)`, `U(-a, a)` with `a = sqrt(6 / (fan_in + fan_out))`, ...).
     pub fn sample<T: Float, R: Rng + ?Sized>(
         self,
         fan_in: usize,

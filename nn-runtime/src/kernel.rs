@@ -129,7 +129,7 @@ pub fn gemm<T: Float>(
     }
 }
 
-/// `C = alpha op(A) op(B) + beta C` by plain loops (see [`gemm`] for the layout): no
+/// `C = alpha op(A) op(B) + beta C` by plain loops (see [`gemm()`] for the layout): no
 /// workspace, no allocation.
 #[allow(clippy::too_many_arguments)]
 pub fn reference_gemm<T: Float>(

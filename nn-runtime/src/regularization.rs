@@ -166,7 +166,7 @@ pub fn global_norm<T: Float, P: Parameters<T> + ?Sized>(grads: &P) -> f64 {
     sq.sqrt()
 }
 
-/// The global 2-norm over several slices together.
+/// The global 2-norm $\sqrt{\sum_s \sum_{g \in s} g^2}$ over several slices together.
 pub fn global_norm_slices<T: Float>(slices: &[&[T]]) -> f64 {
     slices.iter().map(|s| sum_sq_slice(s)).sum::<f64>().sqrt()
 }

@@ -25,6 +25,25 @@ use crate::scalar::Float;
 /// `initial_accumulator_value = 0`, `eps = 1e-10`, `maximize = false`.
 ///
 /// State: `sum` ($s$) per tensor.
+///
+/// Two steps on one weight $\theta_0 = 1$ with gradients $0.5$ then $0.1$, checked against
+/// the rule by hand (PyTorch gives the same values):
+///
+/// ```
+/// use nn_runtime::optim::{Adagrad, Optimizer};
+/// use nn_runtime::TensorInfo;
+/// const W: TensorInfo =
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+/// let mut opt = Adagrad::<f64>::new(0.1);
+/// let mut w = [1.0];
+/// for g in [0.5, 0.1] {
+///     opt.begin_step();
+///     opt.update(&W, &mut w, &[g]);
+/// }
+/// // s = 0.25, θ -= 0.1·0.5/(√0.25 + ε); s = 0.25 + 0.01 = 0.26, θ -= 0.1·0.1/(√0.26 + ε).
+/// let expected = 1.0 - 0.1 * 0.5 / (0.5 + 1e-10) - 0.1 * 0.1 / (0.26f64.sqrt() + 1e-10);
+/// assert!((w[0] - expected).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Adagrad<T> {
     lr: f64,

@@ -46,6 +46,30 @@ use crate::scalar::Float;
 /// let adam = Adam::new(1e-3).betas(0.9, 0.999).amsgrad(true);
 /// assert!(Optimizer::<f64>::validate(&adam).is_ok());
 /// ```
+///
+/// Two steps on one weight $\theta_0 = 1$ with gradients $0.5$ then $0.1$, checked against
+/// the rule by hand (PyTorch gives the same values):
+///
+/// ```
+/// use nn_runtime::optim::{Adam, Optimizer};
+/// use nn_runtime::TensorInfo;
+/// const W: TensorInfo =
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+/// let mut opt = Adam::<f64>::new(1e-3); // betas (0.9, 0.999), eps 1e-8
+/// let mut w = [1.0];
+/// for g in [0.5, 0.1] {
+///     opt.begin_step();
+///     opt.update(&W, &mut w, &[g]);
+/// }
+/// // t = 1: m = 0.05, v = 0.00025; bias-corrected they are 0.5 and 0.25, so the step is
+/// // 1e-3 · 0.5 / (0.5 + ε).
+/// let step1 = 1e-3 / 0.1 * 0.05 / ((0.00025f64).sqrt() / (0.001f64).sqrt() + 1e-8);
+/// // t = 2: m = 0.9·0.05 + 0.1·0.1 = 0.055, v = 0.999·0.00025 + 0.001·0.01 = 0.00025975,
+/// // 1 - β₁² = 0.19, 1 - β₂² = 0.001999.
+/// let step2 = 1e-3 / 0.19 * 0.055 / ((0.00025975f64).sqrt() / (0.001999f64).sqrt() + 1e-8);
+/// assert!((step1 - 1e-3).abs() < 1e-10);
+/// assert!((w[0] - (1.0 - step1 - step2)).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Adam<T> {
     pub(crate) name: &'static str,

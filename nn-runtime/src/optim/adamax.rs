@@ -28,6 +28,28 @@ use crate::scalar::Float;
 /// `weight_decay = 0`, `maximize = false`.
 ///
 /// State: `exp_avg` ($m$) and `exp_inf` ($u$) per tensor.
+///
+/// Two steps on one weight $\theta_0 = 1$ with gradients $0.5$ then $0.1$, checked against
+/// the rule by hand (PyTorch gives the same values):
+///
+/// ```
+/// use nn_runtime::optim::{AdaMax, Optimizer};
+/// use nn_runtime::TensorInfo;
+/// const W: TensorInfo =
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+/// let mut opt = AdaMax::<f64>::new(2e-3); // betas (0.9, 0.999), eps 1e-8
+/// let mut w = [1.0];
+/// for g in [0.5, 0.1] {
+///     opt.begin_step();
+///     opt.update(&W, &mut w, &[g]);
+/// }
+/// // t = 1: m = 0.05, u = max(0, 0.5 + ε); θ -= (2e-3 / 0.1)·m/u.
+/// let u1 = 0.5 + 1e-8;
+/// let step1 = 2e-3 / 0.1 * 0.05 / u1;
+/// // t = 2: m = 0.055, u = max(0.999·u₁, 0.1 + ε) = 0.999·u₁; θ -= (2e-3 / 0.19)·m/u.
+/// let step2 = 2e-3 / 0.19 * 0.055 / (0.999 * u1);
+/// assert!((w[0] - (1.0 - step1 - step2)).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct AdaMax<T> {
     lr: f64,

@@ -28,6 +28,28 @@ use crate::scalar::Float;
 /// `weight_decay = 1e-2`, `amsgrad = false`, `maximize = false`.
 ///
 /// State: as [`Adam`] (`exp_avg`, `exp_avg_sq`, `max_exp_avg_sq` with amsgrad).
+///
+/// Two steps on one weight $\theta_0 = 1$ with gradients $0.5$ then $0.1$, checked against
+/// the rule by hand (PyTorch gives the same values):
+///
+/// ```
+/// use nn_runtime::optim::{AdamW, Optimizer};
+/// use nn_runtime::TensorInfo;
+/// const W: TensorInfo =
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+/// let mut opt = AdamW::<f64>::new(1e-3); // weight decay 1e-2, betas (0.9, 0.999), eps 1e-8
+/// let mut w = [1.0];
+/// for g in [0.5, 0.1] {
+///     opt.begin_step();
+///     opt.update(&W, &mut w, &[g]);
+/// }
+/// // Each step first multiplies θ by 1 - γλ = 1 - 1e-5, then takes Adam's step (see [`Adam`]).
+/// let step1 = 1e-3 / 0.1 * 0.05 / ((0.00025f64).sqrt() / (0.001f64).sqrt() + 1e-8);
+/// let step2 = 1e-3 / 0.19 * 0.055 / ((0.00025975f64).sqrt() / (0.001999f64).sqrt() + 1e-8);
+/// let decay = 1.0 - 1e-3 * 1e-2;
+/// let expected = (1.0 * decay - step1) * decay - step2;
+/// assert!((w[0] - expected).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct AdamW<T>(Adam<T>);
 

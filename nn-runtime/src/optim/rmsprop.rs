@@ -34,6 +34,26 @@ use crate::scalar::Float;
 ///
 /// State: `square_avg` ($v$), plus `momentum_buffer` ($b$) when `momentum > 0` and
 /// `grad_avg` ($\bar g$) when centered, per tensor.
+///
+/// Two steps on one weight $\theta_0 = 1$ with gradients $0.5$ then $0.1$, checked against
+/// the rule by hand (PyTorch gives the same values):
+///
+/// ```
+/// use nn_runtime::optim::{Optimizer, RmsProp};
+/// use nn_runtime::TensorInfo;
+/// const W: TensorInfo =
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+/// let mut opt = RmsProp::<f64>::new(0.01); // alpha 0.99, eps 1e-8
+/// let mut w = [1.0];
+/// for g in [0.5, 0.1] {
+///     opt.begin_step();
+///     opt.update(&W, &mut w, &[g]);
+/// }
+/// // v = 0.01·0.25 = 0.0025, θ -= 0.01·0.5/(√0.0025 + ε);
+/// // v = 0.99·0.0025 + 0.01·0.01 = 0.002575, θ -= 0.01·0.1/(√0.002575 + ε).
+/// let expected = 1.0 - 0.01 * 0.5 / (0.05 + 1e-8) - 0.01 * 0.1 / (0.002575f64.sqrt() + 1e-8);
+/// assert!((w[0] - expected).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct RmsProp<T> {
     lr: f64,
