@@ -22,14 +22,14 @@ pub fn use_reference_gemm(yes: bool) {
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Products with fewer multiply-adds (`m n k`) than this stay on one thread: below it, waking
-/// and joining a second thread costs more than it saves. 2^23 (8.4 M) keeps W1's batch-32
-/// products (`128 x 32 x 784` = 3.2 M, about 30 µs on one core) on one thread, where two
-/// threads made the epoch slower at the former 2^21, and splits batch-128 (12.8 M) and every
-/// W2 product (docs/performance.md).
-const PARALLEL_MIN_FLOPS: usize = 1 << 23;
+/// and joining a second thread costs more than it saves. At 2^24 (16.8 M) every W1 training
+/// product stays on one thread (`128 x 128 x 784` = 12.8 M at batch 128: two threads made
+/// batch-32 and batch-128 epochs slower at 2^21 and 2^23) while W1 batch-1000 inference
+/// (100 M) and W2's products split (docs/performance.md).
+const PARALLEL_MIN_FLOPS: usize = 1 << 24;
 
-/// Sets how many threads large matrix products (and the Adam update of large tensors) may use
-/// (at least 1). Without the `threads` feature everything runs on the calling thread. The default comes from the environment
+/// Sets how many threads large matrix products may use (at least 1). Without the `threads`
+/// feature products always run on the calling thread. The default comes from the environment
 /// variable `NN_NUM_THREADS`, else 1.
 pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
