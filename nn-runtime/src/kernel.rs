@@ -1,8 +1,9 @@
 //! Matrix kernels behind every dense layer.
 //!
 //! All matrices are column-major slices (a batch is one column per sample). Products go to a
-//! blocked, vectorized GEMM (the `gemm` crate, AVX2/AVX-512 chosen at run time); the single-sample product has its own
-//! matrix-vector kernel, since a general GEMM is slow on a `1 x k x n` product.
+//! blocked, vectorized GEMM (the `gemm` crate with its `x86-v4` feature: AVX-512 or AVX2
+//! chosen at run time); the single-sample product has its own matrix-vector kernel, since a
+//! general GEMM is slow on a `1 x k x n` product.
 
 use crate::scalar::Float;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,9 +21,12 @@ pub fn use_reference_gemm(yes: bool) {
 /// Threads for large products; 0 means "not set yet: read `NN_NUM_THREADS`, default 1".
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Products with fewer multiply-adds than this stay on one thread: below it, splitting costs
-/// more than it saves.
-const PARALLEL_MIN_FLOPS: usize = 1 << 21;
+/// Products with fewer multiply-adds (`m n k`) than this stay on one thread: below it, waking
+/// and joining a second thread costs more than it saves. At 2^24 (16.8 M) every W1 training
+/// product stays on one thread (`128 x 128 x 784` = 12.8 M at batch 128: two threads made
+/// batch-32 and batch-128 epochs slower at 2^21 and 2^23) while W1 batch-1000 inference
+/// (100 M) and W2's products split (docs/performance.md).
+const PARALLEL_MIN_FLOPS: usize = 1 << 24;
 
 /// Sets how many threads large matrix products may use (at least 1). Without the `threads`
 /// feature products always run on the calling thread. The default comes from the environment
@@ -187,9 +191,11 @@ pub fn all_finite<T: Float>(x: &[T]) -> bool {
 
 /// `y = W x + b` for one sample: `W` is `m x k` column-major, `x` has `k`, `y` and `b` have `m`.
 ///
-/// Walks `W` column by column (`y += x_j W[:, j]`), four columns at a time, so the inner loop
-/// is a contiguous multiply-add the compiler vectorizes. On x86-64 processors with AVX2 and FMA
-/// (detected at run time) the same loop is compiled for those instructions.
+/// Walks `W` column by column (`y += x_j W[:, j]`): a block of rows keeps its partial sums in
+/// vector registers while it sweeps every column, so `W` is read once, front to back, and `y`
+/// touched only at the ends. On x86-64 the loop is compiled for AVX-512 (blocks of 512 bytes
+/// of rows: 128 `f32`, the whole hidden layer of W1 in eight registers) or AVX2 with FMA
+/// (256-byte blocks), chosen at run time, and prefetches the columns it reads next.
 pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
     let m = y.len();
     let k = x.len();
@@ -200,50 +206,86 @@ pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
     }
     #[cfg(target_arch = "x86_64")]
     {
+        let wide = std::mem::size_of::<T>() <= 4;
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the processor supports the features `matvec_avx512` is compiled for.
-            unsafe { matvec_avx512(w, x, y) };
+            unsafe {
+                if wide {
+                    matvec_avx512::<T, 128>(w, x, y)
+                } else {
+                    matvec_avx512::<T, 64>(w, x, y)
+                }
+            };
             return;
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the processor supports the features `matvec_avx2` is compiled for.
-            unsafe { matvec_avx2(w, x, y) };
+            unsafe {
+                if wide {
+                    matvec_avx2::<T, 64>(w, x, y)
+                } else {
+                    matvec_avx2::<T, 32>(w, x, y)
+                }
+            };
             return;
         }
     }
-    matvec_acc::<T, false>(w, x, y);
+    matvec_acc::<T, false, 64>(w, x, y);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn matvec_avx512<T: Float>(w: &[T], x: &[T], y: &mut [T]) {
-    matvec_acc::<T, true>(w, x, y);
+unsafe fn matvec_avx512<T: Float, const R: usize>(w: &[T], x: &[T], y: &mut [T]) {
+    matvec_acc::<T, true, R>(w, x, y);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn matvec_avx2<T: Float>(w: &[T], x: &[T], y: &mut [T]) {
-    matvec_acc::<T, true>(w, x, y);
+unsafe fn matvec_avx2<T: Float, const R: usize>(w: &[T], x: &[T], y: &mut [T]) {
+    matvec_acc::<T, true, R>(w, x, y);
 }
 
-/// `y += W x`. Rows go in blocks of 64 whose partial sums stay in registers while the
-/// block sweeps every column (eight independent vector accumulators hide the multiply-add
-/// latency); leftover rows go eight columns at a time. Fused multiply-adds when `FMA` (only
-/// where the processor has them: without hardware FMA `mul_add` is a slow library call).
+/// Columns ahead of the one being read whose cache lines [`matvec_acc`] prefetches.
+const PREFETCH_COLUMNS: usize = 4;
+
+/// Asks the processor to bring the cache line at `p` into L1 (a hint: never faults, and a
+/// no-op off x86-64).
 #[inline(always)]
-fn matvec_acc<T: Float, const FMA: bool>(w: &[T], x: &[T], y: &mut [T]) {
-    const R: usize = 64;
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never dereferences in the program's sense or faults,
+    // whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// `y += W x`. Rows go in blocks of `R` whose partial sums stay in registers while the
+/// block sweeps every column (`R / lanes` independent vector accumulators hide the
+/// multiply-add latency), prefetching [`PREFETCH_COLUMNS`] columns ahead; leftover rows go
+/// eight columns at a time. Fused multiply-adds when `FMA` (only where the processor has them:
+/// without hardware FMA `mul_add` is a slow library call).
+#[inline(always)]
+fn matvec_acc<T: Float, const FMA: bool, const R: usize>(w: &[T], x: &[T], y: &mut [T]) {
     let m = y.len();
     let k = x.len();
     if m == 0 {
         return;
     }
     let madd = |a: T, b: T, c: T| if FMA { a.mul_add(b, c) } else { a * b + c };
+    // Cache lines (64 bytes) per block column.
+    let lines = (R * std::mem::size_of::<T>()).div_ceil(64);
     let blocked = m / R * R;
     for i0 in (0..blocked).step_by(R) {
         let mut acc = [T::zero(); R];
         acc.copy_from_slice(&y[i0..i0 + R]);
         for (j, &xj) in x.iter().enumerate() {
+            let ahead = w.as_ptr().wrapping_add((j + PREFETCH_COLUMNS) * m + i0);
+            for l in 0..lines {
+                prefetch(ahead.wrapping_add(l * 64 / std::mem::size_of::<T>()));
+            }
             let col = &w[j * m + i0..j * m + i0 + R];
             for r in 0..R {
                 acc[r] = madd(col[r], xj, acc[r]);
@@ -356,6 +398,8 @@ mod tests {
             (64, 9),
             (130, 21),
             (128, 784),
+            (261, 17),
+            (512, 5),
         ] {
             let w: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.13).sin()).collect();
             let x: Vec<f64> = (0..k).map(|i| i as f64 - 2.5).collect();
@@ -368,6 +412,16 @@ mod tests {
             for i in 0..m {
                 let err = (y[i] - want[i] - b[i]).abs();
                 assert!(err < 1e-13 * scale, "{m}x{k} row {i}: {err}");
+            }
+            // f32 takes other block sizes (128 rows under AVX-512): same sums to f32 precision.
+            let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+            let b32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+            let mut y32 = vec![f32::NAN; m];
+            matvec_bias(&w32, &x32, Some(&b32), &mut y32);
+            for i in 0..m {
+                let err = (f64::from(y32[i]) - want[i] - b[i]).abs();
+                assert!(err < 1e-5 * scale, "f32 {m}x{k} row {i}: {err}");
             }
         }
     }

@@ -314,51 +314,363 @@ struct AdamConsts<T> {
     neg_step_size: T,
 }
 
-/// The Adam update of one tensor, compiled for AVX2 and FMA when the processor has them
-/// (detected at run time), else for the baseline instruction set.
+/// The Adam update of one tensor: one pass over contiguous memory, with the weight-decay
+/// choices made once per call (each combination is its own loop, free of per-element
+/// branches), compiled for AVX2 with FMA when the processor has them (detected at run time),
+/// else for the baseline instruction set; `f32` tensors skip the cost of frozen subnormal
+/// moments ([`adam_loop_f32`]). Every path computes the same IEEE operations in the same
+/// order (Rust never contracts `a * b + c` into a fused multiply-add), so the results are
+/// bit-identical across processors.
+///
+/// It stays on the calling thread: splitting W1's 100,352 weights across two threads made
+/// the batch-32 epoch slower (docs/performance.md).
 fn adam_update<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the processor supports the features `adam_avx2` is compiled for.
-            unsafe { adam_avx2(k, param, grad, m, v) };
-            return;
-        }
-    }
-    adam_loop(k, param, grad, m, v);
+    adam_serial(k, param, grad, m, v);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn adam_avx2<T: Float>(
+/// [`adam_update`] on the calling thread.
+fn adam_serial<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]) {
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() {
+        let f = |x: T| x.to_f64() as f32;
+        let k32 = AdamConsts {
+            sign: f(k.sign),
+            coupled: k.coupled,
+            decoupled: k.decoupled,
+            wd: f(k.wd),
+            shrink: f(k.shrink),
+            w1: f(k.w1),
+            beta2: f(k.beta2),
+            w2: f(k.w2),
+            bc2_sqrt: f(k.bc2_sqrt),
+            eps: f(k.eps),
+            neg_step_size: f(k.neg_step_size),
+        };
+        // SAFETY: `T` is `f32` (same `TypeId`), so each cast is to the slice's own type.
+        let (param, grad, m, v) = unsafe {
+            (
+                &mut *(param as *mut [T] as *mut [f32]),
+                &*(grad as *const [T] as *const [f32]),
+                &mut *(m as *mut [T] as *mut [f32]),
+                &mut *(v as *mut [T] as *mut [f32]),
+            )
+        };
+        match (k.coupled, k.decoupled) {
+            (false, false) => adam_f32_dispatch::<false, false>(k32, param, grad, m, v),
+            (true, false) => adam_f32_dispatch::<true, false>(k32, param, grad, m, v),
+            (false, true) => adam_f32_dispatch::<false, true>(k32, param, grad, m, v),
+            (true, true) => adam_f32_dispatch::<true, true>(k32, param, grad, m, v),
+        }
+        return;
+    }
+    match (k.coupled, k.decoupled) {
+        (false, false) => adam_dispatch::<T, false, false>(k, param, grad, m, v),
+        (true, false) => adam_dispatch::<T, true, false>(k, param, grad, m, v),
+        (false, true) => adam_dispatch::<T, false, true>(k, param, grad, m, v),
+        (true, true) => adam_dispatch::<T, true, true>(k, param, grad, m, v),
+    }
+}
+
+/// Runs [`adam_loop`] compiled for AVX2 and FMA when the processor has them. (AVX-512 gains
+/// nothing here: 512-bit square roots and divisions take twice as long as 256-bit ones.)
+#[inline(always)]
+fn adam_dispatch<T: Float, const COUPLED: bool, const DECOUPLED: bool>(
     k: AdamConsts<T>,
     param: &mut [T],
     grad: &[T],
     m: &mut [T],
     v: &mut [T],
 ) {
-    adam_loop(k, param, grad, m, v);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the processor supports the features `adam_avx2` is compiled for.
+            unsafe { adam_avx2::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) };
+            return;
+        }
+    }
+    adam_loop::<T, COUPLED, DECOUPLED>(k, param, grad, m, v);
 }
 
-/// `m ← β₁ m + (1-β₁) g`, `v ← β₂ v + (1-β₂) g²`, `p ← p - lr/bc₁ · m / (√v/√bc₂ + ε)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn adam_avx2<T: Float, const COUPLED: bool, const DECOUPLED: bool>(
+    k: AdamConsts<T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    adam_loop::<T, COUPLED, DECOUPLED>(k, param, grad, m, v);
+}
+
+/// `m ← β₁ m + (1-β₁) g`, `v ← β₂ v + (1-β₂) g²`, `p ← p - lr/bc₁ · m / (√v/√bc₂ + ε)`, with
+/// `g ← g + λp` when `COUPLED` and `p ← p(1 - γλ)` when `DECOUPLED`.
 #[inline(always)]
-fn adam_loop<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]) {
-    for (((p, &g), m), v) in param
-        .iter_mut()
-        .zip(grad)
-        .zip(m.iter_mut())
-        .zip(v.iter_mut())
+fn adam_loop<T: Float, const COUPLED: bool, const DECOUPLED: bool>(
+    k: AdamConsts<T>,
+    param: &mut [T],
+    grad: &[T],
+    m: &mut [T],
+    v: &mut [T],
+) {
+    let n = param.len().min(grad.len()).min(m.len()).min(v.len());
+    let (param, grad, m, v) = (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let mut g = grad[i] * k.sign;
+        let mut p = param[i];
+        if COUPLED {
+            g += k.wd * p;
+        }
+        if DECOUPLED {
+            p *= k.shrink;
+        }
+        let mi = m[i] + k.w1 * (g - m[i]);
+        let vi = v[i] * k.beta2 + k.w2 * g * g;
+        let d = vi.sqrt() / k.bc2_sqrt + k.eps;
+        m[i] = mi;
+        v[i] = vi;
+        param[i] = p + k.neg_step_size * mi / d;
+    }
+}
+
+/// `|x|` of an `f32` as bits.
+const ABS: u32 = 0x7fff_ffff;
+/// Bits of the smallest normal `f32`, 2⁻¹²⁶.
+const MIN_NORMAL: u32 = 0x0080_0000;
+
+/// The largest `M` for which the products `(1-β₁) · M·2⁻¹⁴⁹` and `|lr/bc₁| · M·2⁻¹⁴⁹` both
+/// round to zero (`w M ≤ 1/2`, exact in `f64`): a subnormal `m = ±M·2⁻¹⁴⁹` with `M` at most
+/// this, meeting `g = 0`, is left unchanged by the update, and so is `p`.
+fn stuck_max(k: &AdamConsts<f32>) -> u32 {
+    let w = f64::from(k.w1).max(f64::from(k.neg_step_size.abs()));
+    if w.is_nan() || w <= 0.0 {
+        return 0;
+    }
+    let mut top = (0.5 / w).floor().min(f64::from(MIN_NORMAL - 1)) as u32;
+    while top > 0 && f64::from(top) * w > 0.5 {
+        top -= 1;
+    }
+    top
+}
+
+/// [`adam_loop_f32`] compiled for AVX2 and FMA when the processor has them.
+#[inline(always)]
+fn adam_f32_dispatch<const COUPLED: bool, const DECOUPLED: bool>(
+    k: AdamConsts<f32>,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    let stuck = if COUPLED { 0 } else { stuck_max(&k) };
+    #[cfg(target_arch = "x86_64")]
     {
-        let mut g = g * k.sign;
-        if k.coupled {
-            g += k.wd * *p;
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the processor supports the features `adam_f32_avx2` is compiled for.
+            unsafe { adam_f32_avx2::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v) };
+            return;
         }
-        if k.decoupled {
-            *p *= k.shrink;
+    }
+    adam_loop_f32::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn adam_f32_avx2<const COUPLED: bool, const DECOUPLED: bool>(
+    k: AdamConsts<f32>,
+    stuck: u32,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    adam_loop_f32::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v);
+}
+
+/// [`adam_loop`] for `f32`, without the cost of subnormal first moments that no longer move.
+///
+/// A weight whose input is zero in most batches gets `g = 0` on most steps, so its `m` decays
+/// into the subnormal range and stops at `M·2⁻¹⁴⁹` for a small `M`, where `(1-β₁)·m` rounds to
+/// zero; every multiplication or division with such an `m` takes a slow microcode path on x86
+/// processors (one subnormal lane slows the whole vector). For a lane with `g = ±0`, a
+/// subnormal `m` with `M ≤ stuck` ([`stuck_max`]) and a normal `p`, the exact results are `m`
+/// unchanged, `p + (±0) = p` and the usual `v`: the loop computes that lane with `m` replaced
+/// by zero (no subnormal operand) and keeps the old `m`, so every bit equals [`adam_loop`]'s.
+#[inline(always)]
+fn adam_loop_f32<const COUPLED: bool, const DECOUPLED: bool>(
+    k: AdamConsts<f32>,
+    stuck: u32,
+    param: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    let n = param.len().min(grad.len()).min(m.len()).min(v.len());
+    let (param, grad, m, v) = (&mut param[..n], &grad[..n], &mut m[..n], &mut v[..n]);
+    for i in 0..n {
+        let mut g = grad[i] * k.sign;
+        let mut p = param[i];
+        if COUPLED {
+            g += k.wd * p;
         }
-        *m += k.w1 * (g - *m);
-        *v = *v * k.beta2 + k.w2 * g * g;
-        let d = v.sqrt() / k.bc2_sqrt + k.eps;
-        *p += k.neg_step_size * *m / d;
+        if DECOUPLED {
+            p *= k.shrink;
+        }
+        let m0 = m[i];
+        // 1 <= M <= stuck, g = ±0, p normal (or infinite or NaN).
+        let frozen = ((m0.to_bits() & ABS).wrapping_sub(1) < stuck)
+            & (g.to_bits() & ABS == 0)
+            & (p.to_bits() & ABS >= MIN_NORMAL);
+        let mm = if frozen { 0.0 } else { m0 };
+        let mi = mm + k.w1 * (g - mm);
+        let vi = v[i] * k.beta2 + k.w2 * g * g;
+        let d = vi.sqrt() / k.bc2_sqrt + k.eps;
+        m[i] = if frozen { m0 } else { mi };
+        v[i] = vi;
+        param[i] = p + k.neg_step_size * mi / d;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-combination loops (and the `f32` loop) give exactly the bits of the formula
+    /// computed by hand, for every weight-decay mode.
+    #[test]
+    fn update_is_the_formula_to_the_bit() {
+        let n = (1 << 15) + 37;
+        let grad: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 1e-2).collect();
+        let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+        for (coupled, decoupled) in [(false, false), (true, false), (false, true)] {
+            let k = AdamConsts {
+                sign: 1.0,
+                coupled,
+                decoupled,
+                wd: 0.01,
+                shrink: 1.0 - 1e-5,
+                w1: 0.1,
+                beta2: 0.999,
+                w2: 0.001,
+                bc2_sqrt: 0.001f64.sqrt() as f32,
+                eps: 1e-8,
+                neg_step_size: -1e-2,
+            };
+            let run = || {
+                let (mut p, mut m, mut v) = (start.clone(), vec![0.0; n], vec![0.0; n]);
+                for _ in 0..3 {
+                    adam_update(k, &mut p, &grad, &mut m, &mut v);
+                }
+                (p, m, v)
+            };
+            let one = run();
+            // And the loop is the formula: check one value by hand.
+            let i = 12345;
+            let mut g = grad[i];
+            let mut p = start[i];
+            let (mut m, mut v) = (0.0f32, 0.0f32);
+            for _ in 0..3 {
+                if coupled {
+                    g = grad[i] + k.wd * p;
+                }
+                if decoupled {
+                    p *= k.shrink;
+                }
+                m += k.w1 * (g - m);
+                v = v * k.beta2 + k.w2 * g * g;
+                p += k.neg_step_size * m / (v.sqrt() / k.bc2_sqrt + k.eps);
+            }
+            assert_eq!(one.0[i].to_bits(), p.to_bits(), "{coupled} {decoupled}");
+        }
+    }
+
+    /// The `f32` loop that skips frozen subnormal moments gives exactly the bits of the plain
+    /// loop, on values mixing zeros, small and large subnormals, tiny and ordinary numbers,
+    /// infinities and NaN, under random hyperparameters and every weight-decay mode.
+    #[test]
+    fn frozen_subnormal_moments_change_no_bit() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let value = |next: &mut dyn FnMut() -> u64| -> f32 {
+            let sign = ((next() & 1) as u32) << 31;
+            let bits = match next() % 9 {
+                0 => 0,
+                1 => (next() % 8) as u32,
+                2 => (next() as u32) & 0x007f_ffff,
+                3 => (next() as u32) & 0x0fff_ffff,
+                4 => 0x7f80_0000,
+                5 => 0x7fc0_0001,
+                _ => ((next() % 20_000) as f32 * 1e-4).to_bits(),
+            };
+            f32::from_bits(bits | sign)
+        };
+        let constant = |next: &mut dyn FnMut() -> u64| (next() % 1_000_000) as f32 * 1e-6;
+        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        for trial in 0..400 {
+            let k = AdamConsts {
+                sign: if trial % 2 == 0 { 1.0 } else { -1.0 },
+                coupled: false,
+                decoupled: false,
+                wd: constant(&mut next),
+                shrink: 1.0 - constant(&mut next) * 1e-3,
+                w1: constant(&mut next).max(1e-6),
+                beta2: 1.0 - constant(&mut next) * 1e-2,
+                w2: constant(&mut next) * 1e-2,
+                bc2_sqrt: constant(&mut next).max(1e-3),
+                eps: constant(&mut next) * 1e-6,
+                neg_step_size: -constant(&mut next) * 1e-2,
+            };
+            let n = 64;
+            let p0: Vec<f32> = (0..n).map(|_| value(&mut next)).collect();
+            let g: Vec<f32> = (0..n).map(|_| value(&mut next)).collect();
+            let m0: Vec<f32> = (0..n).map(|_| value(&mut next)).collect();
+            let v0: Vec<f32> = (0..n).map(|_| value(&mut next).abs()).collect();
+            macro_rules! check {
+                ($c:literal, $d:literal) => {{
+                    let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
+                    let (mut p2, mut m2, mut v2) = (p0.clone(), m0.clone(), v0.clone());
+                    adam_loop::<f32, $c, $d>(k, &mut p1, &g, &mut m1, &mut v1);
+                    adam_f32_dispatch::<$c, $d>(k, &mut p2, &g, &mut m2, &mut v2);
+                    assert!(
+                        same(&p1, &p2) && same(&m1, &m2) && same(&v1, &v2),
+                        "trial {trial}"
+                    );
+                }};
+            }
+            check!(false, false);
+            check!(true, false);
+            check!(false, true);
+            check!(true, true);
+        }
+        // The case it is for: m = 3·2⁻¹⁴⁹ and g = 0 stay, p stays, v decays.
+        let k = AdamConsts {
+            sign: 1.0,
+            coupled: false,
+            decoupled: false,
+            wd: 0.0,
+            shrink: 1.0,
+            w1: 0.1,
+            beta2: 0.999,
+            w2: 0.001,
+            bc2_sqrt: 0.5,
+            eps: 1e-8,
+            neg_step_size: -1e-3,
+        };
+        // (1-β₁) = 0.1f32 is a little above 0.1: 4 · 0.1 rounds to zero, 5 · 0.1 to one.
+        assert_eq!(stuck_max(&k), 4);
+        let (mut p, mut m, mut v) = (
+            vec![0.5f32; 20],
+            vec![f32::from_bits(3); 20],
+            vec![1e-6; 20],
+        );
+        adam_f32_dispatch::<false, false>(k, &mut p, &[0.0; 20], &mut m, &mut v);
+        assert!(p.iter().all(|&x| x == 0.5));
+        assert!(m.iter().all(|&x| x.to_bits() == 3));
+        assert!(v.iter().all(|&x| x == 1e-6f32 * 0.999));
     }
 }
