@@ -1,11 +1,13 @@
 //! GFLOP/s of the matrix products of W1 (784-128-10) and W2 (784-512-512-10) training, for
 //! our packed GEMM and the `gemm` crate side by side.
 //!
-//! `cargo run --release --example gemm_bench -- [--batch 32,128] [--threads 1] [--f64]
-//! [--reps 7] [--ms 30]`
+//! `cargo run --release --example gemm_bench -- [--net w1,w2] [--batch 32,128] [--threads 1]
+//! [--f64] [--reps 7] [--ms 30]`
 //!
-//! Every shape is timed `reps` times (each a loop of at least `ms` milliseconds); the best and
-//! the median of those figures are printed, then, per network and batch, the time of one
+//! Every shape is timed `reps` times per kernel (each a loop of at least `ms` milliseconds,
+//! the two kernels taking turns so that both see the same load of a shared machine); the best
+//! and the median of those figures are printed, with the median ratio of consecutive timings
+//! (ours / gemm crate), then, per network and batch, the time of one
 //! training step's products (forward, weight gradients, input gradients) with each kernel.
 
 use nn::runtime::kernel::{self, Kernel, Op};
@@ -58,8 +60,14 @@ fn step(widths: &[usize], b: usize) -> Vec<Shape> {
     v
 }
 
-/// GFLOP/s figures of `reps` timings of one shape with the current kernel.
-fn measure<T: nn::runtime::scalar::Float>(s: &Shape, reps: usize, ms: f64) -> Vec<f64> {
+/// GFLOP/s figures of `reps` timings of one shape with each kernel of `kinds`; the kernels
+/// take turns, so that both see the same load of a shared machine.
+fn measure<T: nn::runtime::scalar::Float>(
+    s: &Shape,
+    kinds: [Kernel; 2],
+    reps: usize,
+    ms: f64,
+) -> [Vec<f64>; 2] {
     let a: Vec<T> = (0..s.m * s.k)
         .map(|i| T::of(((i * 37) % 101) as f64 / 101.0 - 0.5))
         .collect();
@@ -83,6 +91,10 @@ fn measure<T: nn::runtime::scalar::Float>(s: &Shape, reps: usize, ms: f64) -> Ve
     };
     // Warm up (workspaces, caches) and find a loop long enough for the clock.
     let mut iters = 1usize;
+    for kind in kinds {
+        kernel::set_kernel(kind);
+        call();
+    }
     loop {
         let t = Instant::now();
         for _ in 0..iters {
@@ -95,15 +107,18 @@ fn measure<T: nn::runtime::scalar::Float>(s: &Shape, reps: usize, ms: f64) -> Ve
     }
     iters *= 4;
     let flop = 2.0 * (s.m * s.n * s.k) as f64 * iters as f64;
-    (0..reps)
-        .map(|_| {
+    let mut out = [Vec::new(), Vec::new()];
+    for _ in 0..reps {
+        for (slot, kind) in kinds.into_iter().enumerate() {
+            kernel::set_kernel(kind);
             let t = Instant::now();
             for _ in 0..iters {
                 call();
             }
-            flop / t.elapsed().as_secs_f64() / 1e9
-        })
-        .collect()
+            out[slot].push(flop / t.elapsed().as_secs_f64() / 1e9);
+        }
+    }
+    out
 }
 
 /// Best and median of the figures.
@@ -117,6 +132,7 @@ fn main() {
     let mut threads = 1;
     let mut f64_ = false;
     let mut reps = 7;
+    let mut nets = "w1,w2".to_string();
     let mut ms = 30.0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -125,6 +141,7 @@ fn main() {
             "--batch" => batches = value().split(',').filter_map(|b| b.parse().ok()).collect(),
             "--threads" => threads = value().parse().unwrap_or(1),
             "--f64" => f64_ = true,
+            "--net" => nets = value().to_lowercase(),
             "--reps" => reps = value().parse().unwrap_or(7).max(1),
             "--ms" => ms = value().parse().unwrap_or(30.0),
             other => {
@@ -146,19 +163,24 @@ fn main() {
         ("W1", &[784, 128, 10][..]),
         ("W2", &[784, 512, 512, 10][..]),
     ] {
+        if !nets.contains(&net.to_lowercase()) {
+            continue;
+        }
         for &b in &batches {
             let mut time = [0.0f64; 2];
             for s in step(widths, b) {
-                let mut fig = [(0.0, 0.0); 2];
-                for (slot, kind) in [Kernel::Packed, Kernel::GemmCrate].into_iter().enumerate() {
-                    kernel::set_kernel(kind);
-                    let g = if f64_ {
-                        measure::<f64>(&s, reps, ms)
-                    } else {
-                        measure::<f32>(&s, reps, ms)
-                    };
-                    fig[slot] = best_median(g);
-                    time[slot] += 2.0 * (s.m * s.n * s.k) as f64 / (fig[slot].1 * 1e9);
+                let kinds = [Kernel::Packed, Kernel::GemmCrate];
+                let [ours, theirs] = if f64_ {
+                    measure::<f64>(&s, kinds, reps, ms)
+                } else {
+                    measure::<f32>(&s, kinds, reps, ms)
+                };
+                // The median of the ratios of consecutive timings.
+                let ratios: Vec<f64> = ours.iter().zip(&theirs).map(|(a, b)| a / b).collect();
+                let ratio = best_median(ratios).1;
+                let fig = [best_median(ours), best_median(theirs)];
+                for (t, f) in time.iter_mut().zip(&fig) {
+                    *t += 2.0 * (s.m * s.n * s.k) as f64 / (f.1 * 1e9);
                 }
                 println!(
                     "{net:<4} {b:>5} {:<11} {:>15} {:>8.1} / {:>6.1} {:>8.1} / {:>6.1} {:>6.2}",
@@ -168,7 +190,7 @@ fn main() {
                     fig[0].1,
                     fig[1].0,
                     fig[1].1,
-                    fig[0].1 / fig[1].1
+                    ratio
                 );
             }
             println!(

@@ -194,16 +194,46 @@ fn run<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], isa: Isa) 
         }
         return;
     }
+    // Few rows, many columns, `B` used transposed: compute Cᵀ = op(B)ᵀ op(A)ᵀ instead, whose
+    // rows (the columns of C) fill whole vector registers and whose left operand is then read
+    // in place; write each tile back transposed.
+    let tr = p.m <= TRANSPOSE_MAX_ROWS
+        && p.n >= 2 * TRANSPOSE_MAX_ROWS
+        && p.op_b == Op::T
+        && cols == (0..p.n);
+    let flip = |op| match op {
+        Op::N => Op::T,
+        Op::T => Op::N,
+    };
+    let pt;
+    let (p, cols) = if tr {
+        pt = Product {
+            op_a: flip(p.op_b),
+            op_b: flip(p.op_a),
+            m: p.n,
+            n: p.m,
+            a: p.b,
+            b: p.a,
+            ..*p
+        };
+        (&pt, 0..pt.n)
+    } else {
+        (p, cols)
+    };
     with_workspace(|ws| match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Isa::supported` said the processor has the features `avx512` needs.
-        Isa::Avx512 if isa.supported() => unsafe { avx512(p, cols, c, ws) },
+        Isa::Avx512 if isa.supported() => unsafe { avx512(p, cols, c, ws, tr) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for `avx2`.
-        Isa::Avx2 if isa.supported() => unsafe { avx2(p, cols, c, ws) },
-        _ => portable(p, cols, c, ws),
+        Isa::Avx2 if isa.supported() => unsafe { avx2(p, cols, c, ws, tr) },
+        _ => portable(p, cols, c, ws, tr),
     });
 }
+
+/// Products with at most this many rows (at least twice as many columns, and `B` used
+/// transposed) are computed transposed (see [`run`]).
+const TRANSPOSE_MAX_ROWS: usize = 16;
 
 /// Whether `T` is `f32` (else `f64`).
 fn is_f32<T: Float>() -> bool {
@@ -211,14 +241,27 @@ fn is_f32<T: Float>() -> bool {
 }
 
 /// A micro-kernel: `C[tile] = alpha A_panel B_panel + beta C[tile]` for one full `MR x NR`
-/// tile (`beta` zero overwrites), from a packed `A` panel (`kc MR` values) and `B` panel
-/// (`kc NR` values), into the tile at `c` with column stride `ldc`.
+/// tile (`beta` zero overwrites), from an `MR x kc` block of `A` (column `q` a contiguous run
+/// at `a + q lda`: a packed panel has `lda = MR`) and a `kc x NR`
+/// block of `B` (element `(q, j)` at `b + q rsb + j csb`: a packed panel has `rsb = NR`,
+/// `csb = 1`), into the tile at `c` with column stride `ldc`. Arguments: `kc, a, (b, rsb,
+/// csb), c, ldc, alpha, beta`.
 ///
 /// # Safety
-/// `a` must hold `kc MR` readable values, `b` `kc NR`, and `c + j ldc + i` for `i < MR`,
-/// `j < NR` must be writable and alias neither; the processor must support the kernel's
-/// instruction set.
-type Kernel<T> = unsafe fn(usize, *const T, *const T, *mut T, usize, T, T);
+/// `a` must hold every `(i, q)` above readable, `b` every `(q, j)` above, and `c + j ldc + i` for
+/// `i < MR`, `j < NR` must be writable and alias neither; the processor must support the
+/// kernel's instruction set.
+type Kernel<T> = unsafe fn(usize, (*const T, usize), (*const T, usize, usize), *mut T, usize, T, T);
+
+/// Products with at most this many columns read full `A` panels in place when `A` is used as
+/// stored (its columns are contiguous runs of rows): each panel is used by so few `B` panels
+/// that packing it costs more than its strided reads.
+const DIRECT_A_MAX_COLS: usize = 64;
+
+/// Products with at most this many `A` panels per block read full `B` panels where they are
+/// stored instead of packing them: each panel is used so few times that copying it costs
+/// more than its strided reads.
+const DIRECT_B_MAX_PANELS: usize = 2;
 
 /// The kernel `k` if its scalar type is `T` (it is, in the branch that asks for it).
 fn as_kernel<T: Float, U: Float>(k: Kernel<U>) -> Kernel<T> {
@@ -228,39 +271,64 @@ fn as_kernel<T: Float, U: Float>(k: Kernel<U>) -> Kernel<T> {
 }
 
 /// AVX-512: 32 vector registers of 16 `f32` (8 `f64`). Tiles of 2 x 8 vectors (16
-/// accumulators); products with at most one vector of rows use 1 x 12.
+/// accumulators); products with at most one vector of rows use 1 x 8; transposed products
+/// (`tr`, see [`run`]) 2 x 10, so that ten rows of C (ten classes) are one tile.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn avx512<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], ws: &mut Workspace<T>) {
+fn avx512<T: Float>(
+    p: &Product<'_, T>,
+    cols: Range<usize>,
+    c: &mut [T],
+    ws: &mut Workspace<T>,
+    tr: bool,
+) {
     use simd::{kernel_avx512 as k, Z32, Z64};
-    match (is_f32::<T>(), p.m) {
-        (true, 0..=16) => driver::<T, 16, 12>(p, cols, c, ws, as_kernel(k::<Z32, 1, 12>)),
-        (true, _) => driver::<T, 32, 8>(p, cols, c, ws, as_kernel(k::<Z32, 2, 8>)),
-        (false, 0..=8) => driver::<T, 8, 12>(p, cols, c, ws, as_kernel(k::<Z64, 1, 12>)),
-        (false, _) => driver::<T, 16, 8>(p, cols, c, ws, as_kernel(k::<Z64, 2, 8>)),
+    match (is_f32::<T>(), tr, p.m) {
+        (true, true, _) => driver::<T, 32, 10, true>(p, cols, c, ws, as_kernel(k::<Z32, 2, 10>)),
+        (true, _, 0..=16) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 1, 8>)),
+        (true, _, _) => driver::<T, 32, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 2, 8>)),
+        (false, true, _) => driver::<T, 16, 10, true>(p, cols, c, ws, as_kernel(k::<Z64, 2, 10>)),
+        (false, _, 0..=8) => driver::<T, 8, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 1, 8>)),
+        (false, _, _) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 2, 8>)),
     }
 }
 
 /// AVX2: 16 vector registers of 8 `f32` (4 `f64`). Tiles of 2 x 6 vectors (12
-/// accumulators); products with at most one vector of rows use 1 x 8.
+/// accumulators); products with at most one vector of rows use 1 x 8; transposed products
+/// (`tr`) 2 x 5.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn avx2<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], ws: &mut Workspace<T>) {
+fn avx2<T: Float>(
+    p: &Product<'_, T>,
+    cols: Range<usize>,
+    c: &mut [T],
+    ws: &mut Workspace<T>,
+    tr: bool,
+) {
     use simd::{kernel_avx2 as k, Y32, Y64};
-    match (is_f32::<T>(), p.m) {
-        (true, 0..=8) => driver::<T, 8, 8>(p, cols, c, ws, as_kernel(k::<Y32, 1, 8>)),
-        (true, _) => driver::<T, 16, 6>(p, cols, c, ws, as_kernel(k::<Y32, 2, 6>)),
-        (false, 0..=4) => driver::<T, 4, 8>(p, cols, c, ws, as_kernel(k::<Y64, 1, 8>)),
-        (false, _) => driver::<T, 8, 6>(p, cols, c, ws, as_kernel(k::<Y64, 2, 6>)),
+    match (is_f32::<T>(), tr, p.m) {
+        (true, true, _) => driver::<T, 16, 5, true>(p, cols, c, ws, as_kernel(k::<Y32, 2, 5>)),
+        (true, _, 0..=8) => driver::<T, 8, 8, false>(p, cols, c, ws, as_kernel(k::<Y32, 1, 8>)),
+        (true, _, _) => driver::<T, 16, 6, false>(p, cols, c, ws, as_kernel(k::<Y32, 2, 6>)),
+        (false, true, _) => driver::<T, 8, 5, true>(p, cols, c, ws, as_kernel(k::<Y64, 2, 5>)),
+        (false, _, 0..=4) => driver::<T, 4, 8, false>(p, cols, c, ws, as_kernel(k::<Y64, 1, 8>)),
+        (false, _, _) => driver::<T, 8, 6, false>(p, cols, c, ws, as_kernel(k::<Y64, 2, 6>)),
     }
 }
 
 /// Any processor: small tiles of plain loops.
-fn portable<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], ws: &mut Workspace<T>) {
-    if is_f32::<T>() {
-        driver::<T, 8, 4>(p, cols, c, ws, kernel_portable::<T, 8, 4>)
-    } else {
-        driver::<T, 4, 4>(p, cols, c, ws, kernel_portable::<T, 4, 4>)
+fn portable<T: Float>(
+    p: &Product<'_, T>,
+    cols: Range<usize>,
+    c: &mut [T],
+    ws: &mut Workspace<T>,
+    tr: bool,
+) {
+    match (is_f32::<T>(), tr) {
+        (true, true) => driver::<T, 8, 4, true>(p, cols, c, ws, kernel_portable::<T, 8, 4>),
+        (true, false) => driver::<T, 8, 4, false>(p, cols, c, ws, kernel_portable::<T, 8, 4>),
+        (false, true) => driver::<T, 4, 4, true>(p, cols, c, ws, kernel_portable::<T, 4, 4>),
+        (false, false) => driver::<T, 4, 4, false>(p, cols, c, ws, kernel_portable::<T, 4, 4>),
     }
 }
 
@@ -268,8 +336,10 @@ fn portable<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], ws: &
 const MAX_TILE: usize = 32 * 12;
 
 /// The blocked loops around the micro-kernel (inlined into each instruction-set variant).
+/// With `TR` the product computed is `Cᵀ` (`p` is the transposed product, `cols` all its
+/// columns) and every tile is written back transposed into `c`, which holds `C`.
 #[inline(always)]
-fn driver<T: Float, const MR: usize, const NR: usize>(
+fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
     p: &Product<'_, T>,
     cols: Range<usize>,
     c: &mut [T],
@@ -292,61 +362,99 @@ fn driver<T: Float, const MR: usize, const NR: usize>(
         while pc < k {
             let kc = (k - pc).min(kc_max);
             let bp = &mut bpack[..kc * round_up(nc, NR)];
-            pack_b::<T, NR>(p, pc, kc, jc, nc, bp);
+            // Full panels read in place, or everything packed.
+            let direct = if m.div_ceil(MR) <= DIRECT_B_MAX_PANELS {
+                nc / NR
+            } else {
+                0
+            };
+            pack_b::<T, NR>(
+                p,
+                pc,
+                kc,
+                jc + direct * NR,
+                nc - direct * NR,
+                &mut bp[direct * NR * kc..],
+            );
             // Later blocks of the inner dimension add to what the first one wrote.
             let beta = if pc == 0 { p.beta } else { T::one() };
             let mut ic = 0;
             while ic < m {
                 let mc = (m - ic).min(MC);
                 let ap = &mut apack[..round_up(mc, MR) * kc];
-                pack_a::<T, MR>(p, ic, mc, pc, kc, ap);
+                // Full panels read in place, or everything packed.
+                let direct_a = if p.op_a == Op::N && cols.len() <= DIRECT_A_MAX_COLS {
+                    mc / MR
+                } else {
+                    0
+                };
+                pack_a::<T, MR>(
+                    p,
+                    ic + direct_a * MR,
+                    mc - direct_a * MR,
+                    pc,
+                    kc,
+                    &mut ap[direct_a * MR * kc..],
+                );
                 for (s, bpanel) in bp.chunks_exact(NR * kc).enumerate() {
+                    let bsrc = if s < direct {
+                        let (j0, (rs, cs)) = (jc + s * NR, b_strides(p));
+                        let start = match p.op_b {
+                            Op::N => pc + j0 * k,
+                            Op::T => j0 + pc * p.n,
+                        };
+                        // Every element the kernel reads lies in this slice (bounds-checked).
+                        let span = &p.b[start..=start + (kc - 1) * rs + (NR - 1) * cs];
+                        (span.as_ptr(), rs, cs)
+                    } else {
+                        (bpanel.as_ptr(), NR, 1)
+                    };
                     let j = jc + s * NR - cols.start;
                     let nr = (jc + nc - cols.start - j).min(NR);
                     for (r, apanel) in ap.chunks_exact(MR * kc).enumerate() {
                         let i = ic + r * MR;
                         let mr = (ic + mc - i).min(MR);
+                        let asrc = if r < direct_a {
+                            let start = i + pc * m;
+                            // Every element the kernel reads lies in this slice (checked).
+                            let span = &p.a[start..start + (kc - 1) * m + MR];
+                            (span.as_ptr(), m)
+                        } else {
+                            (apanel.as_ptr(), MR)
+                        };
                         let at = i + j * m;
-                        if mr == MR && nr == NR {
+                        if !TR && mr == MR && nr == NR {
                             let tile = &mut c[at..at + (NR - 1) * m + MR];
                             // SAFETY: the panels hold kc MR and kc NR values, `tile` spans
                             // the whole MR x NR tile at column stride m, and the processor
                             // has the kernel's features (checked in `run`).
-                            unsafe {
-                                kernel(
-                                    kc,
-                                    apanel.as_ptr(),
-                                    bpanel.as_ptr(),
-                                    tile.as_mut_ptr(),
-                                    m,
-                                    p.alpha,
-                                    beta,
-                                )
-                            };
+                            unsafe { kernel(kc, asrc, bsrc, tile.as_mut_ptr(), m, p.alpha, beta) };
                         } else {
                             // An edge tile: compute it whole into the scratch tile, then add
                             // the part inside C.
                             let tile = &mut scratch[..MR * NR];
                             // SAFETY: as above, with the scratch tile (column stride MR).
                             unsafe {
-                                kernel(
-                                    kc,
-                                    apanel.as_ptr(),
-                                    bpanel.as_ptr(),
-                                    tile.as_mut_ptr(),
-                                    MR,
-                                    T::one(),
-                                    T::zero(),
-                                )
+                                kernel(kc, asrc, bsrc, tile.as_mut_ptr(), MR, T::one(), T::zero())
+                            };
+                            let put = |d: &mut T, v: T| {
+                                *d = if beta == T::zero() {
+                                    p.alpha * v
+                                } else {
+                                    p.alpha * v + beta * *d
+                                };
                             };
                             for (jj, src) in tile.chunks_exact(MR).take(nr).enumerate() {
-                                let dst = &mut c[at + jj * m..][..mr];
-                                for (d, &v) in dst.iter_mut().zip(src) {
-                                    *d = if beta == T::zero() {
-                                        p.alpha * v
-                                    } else {
-                                        p.alpha * v + beta * *d
-                                    };
+                                if TR {
+                                    // Cᵀ[i + ii, j + jj] is C[j + jj, i + ii].
+                                    for (ii, &v) in src[..mr].iter().enumerate() {
+                                        put(&mut c[j + jj + (i + ii) * p.n], v);
+                                    }
+                                } else {
+                                    let dst = &mut c[at + jj * m..][..mr];
+                                    for (d, &v) in dst.iter_mut().zip(src) {
+                                        put(d, v);
+                                    }
                                 }
                             }
                         }
@@ -357,6 +465,14 @@ fn driver<T: Float, const MR: usize, const NR: usize>(
             pc += kc;
         }
         jc += nc;
+    }
+}
+
+/// Row and column strides of `op(B)` as stored.
+fn b_strides<T>(p: &Product<'_, T>) -> (usize, usize) {
+    match p.op_b {
+        Op::N => (1, p.k),
+        Op::T => (p.n, 1),
     }
 }
 
@@ -378,10 +494,20 @@ fn pack_a<T: Float, const MR: usize>(
         match p.op_a {
             // Column q of the panel is a contiguous run of column pc + q of A.
             Op::N => {
-                for (q, dst) in panel.chunks_exact_mut(MR).enumerate() {
-                    let src = &a[i0 + (pc + q) * m..][..rows];
-                    dst[..rows].copy_from_slice(src);
-                    dst[rows..].fill(T::zero());
+                if rows == MR {
+                    for (q, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                        dst.copy_from_slice(&a[i0 + (pc + q) * m..][..MR]);
+                    }
+                } else {
+                    // A short panel: element by element (a library copy call per column
+                    // would cost more than the few values it moves).
+                    panel.fill(T::zero());
+                    for (q, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                        let src = &a[i0 + (pc + q) * m..][..rows];
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = v;
+                        }
+                    }
                 }
             }
             // Row i of op(A) is a contiguous run of column i of the stored A.
@@ -460,23 +586,20 @@ fn pack_b<T: Float, const NR: usize>(
 /// As for [`Kernel`].
 unsafe fn kernel_portable<T: Float, const MR: usize, const NR: usize>(
     kc: usize,
-    a: *const T,
-    b: *const T,
+    (a, lda): (*const T, usize),
+    (b, rsb, csb): (*const T, usize, usize),
     c: *mut T,
     ldc: usize,
     alpha: T,
     beta: T,
 ) {
-    // SAFETY: the caller guarantees these lengths.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, kc * MR),
-            std::slice::from_raw_parts(b, kc * NR),
-        )
-    };
     let mut acc = [[T::zero(); MR]; NR];
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for (col, &bj) in acc.iter_mut().zip(bp) {
+    for q in 0..kc {
+        // SAFETY: the caller guarantees column q of the A block readable.
+        let ap = unsafe { std::slice::from_raw_parts(a.add(q * lda), MR) };
+        for (j, col) in acc.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees (q, j) readable.
+            let bj = unsafe { *b.add(q * rsb + j * csb) };
             for (x, &ai) in col.iter_mut().zip(ap) {
                 *x += ai * bj;
             }
@@ -612,10 +735,10 @@ mod simd {
 
     /// The micro-kernel body (see `Kernel`): `MV` vectors of rows by `NR` columns.
     #[inline(always)]
-    unsafe fn body<V: Vector, const MV: usize, const NR: usize>(
+    unsafe fn body<V: Vector, const MV: usize, const NR: usize, const UNIT: bool>(
         kc: usize,
-        a: *const V::T,
-        b: *const V::T,
+        (a, lda): (*const V::T, usize),
+        (b, rsb, csb): (*const V::T, usize, usize),
         c: *mut V::T,
         ldc: usize,
         alpha: V::T,
@@ -627,17 +750,21 @@ mod simd {
         // and the instruction set (see `Kernel`).
         unsafe {
             let mut acc = [[V::zero(); MV]; NR];
-            let (mut a, mut b) = (a, b);
+            let mut a = a;
+            // One pointer per column of B (in place, columns are far apart: stepping one
+            // pointer from column to column would chain the address additions).
+            let mut bs: [*const V::T; NR] =
+                std::array::from_fn(|j| b.add(if UNIT { j } else { j * csb }));
             for _ in 0..kc {
                 let av: [V; MV] = std::array::from_fn(|v| V::load(a.add(v * V::LANES)));
-                for (j, col) in acc.iter_mut().enumerate() {
-                    let bj = V::splat(*b.add(j));
+                for (col, bj) in acc.iter_mut().zip(&mut bs) {
+                    let bv = V::splat(**bj);
+                    *bj = bj.add(rsb);
                     for (x, &ai) in col.iter_mut().zip(&av) {
-                        *x = V::fma(ai, bj, *x);
+                        *x = V::fma(ai, bv, *x);
                     }
                 }
-                a = a.add(MV * V::LANES);
-                b = b.add(NR);
+                a = a.add(lda);
             }
             let (alpha, beta0, beta) = (V::splat(alpha), beta == V::T::default(), V::splat(beta));
             for (j, col) in acc.iter().enumerate() {
@@ -658,8 +785,8 @@ mod simd {
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn kernel_avx512<V: Vector, const MV: usize, const NR: usize>(
         kc: usize,
-        a: *const V::T,
-        b: *const V::T,
+        a: (*const V::T, usize),
+        b: (*const V::T, usize, usize),
         c: *mut V::T,
         ldc: usize,
         alpha: V::T,
@@ -667,16 +794,21 @@ mod simd {
     ) where
         V::T: PartialEq + Default,
     {
-        // SAFETY: forwarded from the caller.
-        unsafe { body::<V, MV, NR>(kc, a, b, c, ldc, alpha, beta) }
+        // SAFETY (both): forwarded from the caller; the loop over a packed panel (unit
+        // column stride) is compiled separately, with constant offsets.
+        if b.2 == 1 {
+            unsafe { body::<V, MV, NR, true>(kc, a, b, c, ldc, alpha, beta) }
+        } else {
+            unsafe { body::<V, MV, NR, false>(kc, a, b, c, ldc, alpha, beta) }
+        }
     }
 
     /// The micro-kernel for AVX2 vectors.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn kernel_avx2<V: Vector, const MV: usize, const NR: usize>(
         kc: usize,
-        a: *const V::T,
-        b: *const V::T,
+        a: (*const V::T, usize),
+        b: (*const V::T, usize, usize),
         c: *mut V::T,
         ldc: usize,
         alpha: V::T,
@@ -684,8 +816,13 @@ mod simd {
     ) where
         V::T: PartialEq + Default,
     {
-        // SAFETY: forwarded from the caller.
-        unsafe { body::<V, MV, NR>(kc, a, b, c, ldc, alpha, beta) }
+        // SAFETY (both): forwarded from the caller; the loop over a packed panel (unit
+        // column stride) is compiled separately, with constant offsets.
+        if b.2 == 1 {
+            unsafe { body::<V, MV, NR, true>(kc, a, b, c, ldc, alpha, beta) }
+        } else {
+            unsafe { body::<V, MV, NR, false>(kc, a, b, c, ldc, alpha, beta) }
+        }
     }
 }
 
