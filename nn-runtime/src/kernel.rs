@@ -1,8 +1,10 @@
 //! Matrix kernels behind every dense layer.
 //!
 //! All matrices are column-major slices (a batch is one column per sample). Products go to a
-//! blocked, vectorized GEMM (the `gemm` crate, AVX2/AVX-512 chosen at run time); the single-sample product has its own
-//! matrix-vector kernel, since a general GEMM is slow on a `1 x k x n` product.
+//! blocked, vectorized GEMM: our own packed kernel by default (AVX2/AVX-512 chosen at run
+//! time, packing buffers reused per thread, so no allocation once warm), or the `gemm` crate
+//! ([`set_kernel`]); the single-sample product has its own matrix-vector kernel, since a
+//! general GEMM is slow on a `1 x k x n` product.
 
 use crate::scalar::Float;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -48,8 +50,10 @@ pub fn use_reference_gemm(yes: bool) {
     });
 }
 
-/// The kernel [`gemm`] runs unless told otherwise.
-pub const DEFAULT_KERNEL: Kernel = Kernel::GemmCrate;
+/// The kernel [`gemm`] runs unless told otherwise: our packed GEMM, at least as fast as the
+/// `gemm` crate on every product of W1 and W2 training (`examples/gemm_bench.rs`) and free of
+/// allocation once its workspaces have grown.
+pub const DEFAULT_KERNEL: Kernel = Kernel::Packed;
 
 /// Threads for large products; 0 means "not set yet: read `NN_NUM_THREADS`, default 1".
 static THREADS: AtomicUsize = AtomicUsize::new(0);
