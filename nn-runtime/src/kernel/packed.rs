@@ -119,12 +119,14 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
     #[cfg(feature = "threads")]
     {
         let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
-        // At least 16 columns per part, in multiples of 16 (whole register tiles).
-        let per = round_up(p.n.div_ceil(threads.max(1)), 16);
+        // Two parts per thread, so that a thread the system is slow to schedule delays the
+        // others by at most one small part; at least 16 columns per part, in multiples of 16
+        // (whole register tiles).
+        let per = round_up(p.n.div_ceil(2 * threads.max(1)), 16);
         let parts = p.n.div_ceil(per);
         if threads > 1 && parts > 1 && work >= PARALLEL_MIN_FLOPS {
             let chunks = std::sync::Mutex::new(c.chunks_mut(p.m * per).enumerate());
-            pool::run(parts, &|| {
+            pool::run(threads.min(parts), &|| {
                 // Each thread takes the next chunk of columns until none is left; the lock is
                 // held only for taking it.
                 while let Some((i, chunk)) = chunks.lock().ok().and_then(|mut it| it.next()) {
