@@ -6,11 +6,15 @@
 //! whole panels. A register-blocked micro-kernel then multiplies one `A` panel by one `B` panel
 //! into an `MR x NR` tile of accumulators and adds it into `C`. Packing makes every operand
 //! layout (transposed or not) look the same to the micro-kernel, and its reads contiguous.
+//! Where a panel would be used only a few times, full panels are read in place instead: `A`
+//! as stored for narrow products (few columns), `B` for short ones (few rows). Products with
+//! few rows and `B` transposed (a weight gradient with ten classes) are computed as `Cᵀ`.
 //!
 //! The packing buffers live in thread-local workspaces that only grow, so a thread that has
-//! seen a shape once multiplies it again without allocating. The micro-kernel is written once,
-//! over fixed-size arrays the compiler keeps in vector registers, and compiled three times:
-//! for AVX-512F, for AVX2 with FMA (chosen at run time) and portably.
+//! seen a shape once multiplies it again without allocating. The micro-kernel is written once
+//! over a small vector trait (load, broadcast, fused multiply-add, store), whose accumulators
+//! the compiler keeps in registers, and compiled for AVX-512F and for AVX2 with FMA (chosen at
+//! run time); a plain-loop kernel serves other processors.
 //! Large products may be split by columns over persistent helper threads (feature `threads`),
 //! which keep their own workspaces: no allocation on the calling thread either.
 
@@ -242,18 +246,18 @@ fn is_f32<T: Float>() -> bool {
     std::mem::size_of::<T>() == 4
 }
 
-/// A micro-kernel: `C[tile] = alpha A_panel B_panel + beta C[tile]` for one full `MR x NR`
-/// tile (`beta` zero overwrites), from an `MR x kc` block of `A` (column `q` a contiguous run
-/// at `a + q lda`: a packed panel has `lda = MR`) and a `kc x NR`
-/// block of `B` (element `(q, j)` at `b + q rsb + j csb`: a packed panel has `rsb = NR`,
-/// `csb = 1`), into the tile at `c` with column stride `ldc`. Arguments: `kc, a, (b, rsb,
-/// csb), c, ldc, alpha, beta`.
+/// A micro-kernel: `C[tile] = alpha A_block B_block + beta C[tile]` for one full `MR x NR`
+/// tile (`beta` zero overwrites). Arguments: `kc`; the `MR x kc` block of `A` as `(a, lda)`,
+/// column `q` a contiguous run at `a + q lda` (a packed panel has `lda = MR`); the `kc x NR`
+/// block of `B` as `(b, rsb, csb)`, element `(q, j)` at `b + q rsb + j csb` (a packed panel
+/// has `rsb = NR`, `csb = 1`); the tile `c` with column stride `ldc`; `alpha`, `beta`.
 ///
 /// # Safety
-/// `a` must hold every `(i, q)` above readable, `b` every `(q, j)` above, and `c + j ldc + i` for
-/// `i < MR`, `j < NR` must be writable and alias neither; the processor must support the
-/// kernel's instruction set.
-type Kernel<T> = unsafe fn(usize, (*const T, usize), (*const T, usize, usize), *mut T, usize, T, T);
+/// Every element of both blocks must be readable, `c + j ldc + i` for `i < MR`, `j < NR`
+/// writable and aliasing neither block; the processor must support the kernel's
+/// instruction set.
+type MicroKernel<T> =
+    unsafe fn(usize, (*const T, usize), (*const T, usize, usize), *mut T, usize, T, T);
 
 /// Products with at most this many columns read full `A` panels in place when `A` is used as
 /// stored (its columns are contiguous runs of rows): each panel is used by so few `B` panels
@@ -266,9 +270,9 @@ const DIRECT_A_MAX_COLS: usize = 64;
 const DIRECT_B_MAX_PANELS: usize = 2;
 
 /// The kernel `k` if its scalar type is `T` (it is, in the branch that asks for it).
-fn as_kernel<T: Float, U: Float>(k: Kernel<U>) -> Kernel<T> {
+fn as_kernel<T: Float, U: Float>(k: MicroKernel<U>) -> MicroKernel<T> {
     *(&k as &dyn Any)
-        .downcast_ref::<Kernel<T>>()
+        .downcast_ref::<MicroKernel<T>>()
         .expect("kernel chosen for its scalar type")
 }
 
@@ -346,7 +350,7 @@ fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
     cols: Range<usize>,
     c: &mut [T],
     ws: &mut Workspace<T>,
-    kernel: Kernel<T>,
+    kernel: MicroKernel<T>,
 ) {
     assert!(MR * NR <= MAX_TILE);
     let (m, k) = (p.m, p.k);
@@ -582,10 +586,10 @@ fn pack_b<T: Float, const NR: usize>(
     }
 }
 
-/// The portable micro-kernel (see [`Kernel`]): `NR` columns of `MR` accumulators.
+/// The portable micro-kernel (see [`MicroKernel`]): `NR` columns of `MR` accumulators.
 ///
 /// # Safety
-/// As for [`Kernel`].
+/// As for [`MicroKernel`].
 unsafe fn kernel_portable<T: Float, const MR: usize, const NR: usize>(
     kc: usize,
     (a, lda): (*const T, usize),
@@ -735,7 +739,7 @@ mod simd {
         _mm256_mul_pd
     );
 
-    /// The micro-kernel body (see `Kernel`): `MV` vectors of rows by `NR` columns.
+    /// The micro-kernel body (see `MicroKernel`): `MV` vectors of rows by `NR` columns.
     #[inline(always)]
     unsafe fn body<V: Vector, const MV: usize, const NR: usize, const UNIT: bool>(
         kc: usize,
@@ -749,7 +753,7 @@ mod simd {
         V::T: PartialEq + Default,
     {
         // SAFETY (whole body): the caller guarantees the panel lengths, the writable tile
-        // and the instruction set (see `Kernel`).
+        // and the instruction set (see `MicroKernel`).
         unsafe {
             let mut acc = [[V::zero(); MV]; NR];
             let mut a = a;
