@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 mod packed;
 
-/// Which implementation [`gemm`] runs.
+/// Which implementation [`gemm()`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
     /// Our own packed, register-blocked GEMM: packing buffers in per-thread workspaces that
@@ -23,15 +23,15 @@ pub enum Kernel {
     Reference,
 }
 
-/// The kernel [`gemm`] runs, as `Kernel as u8`.
+/// The kernel [`gemm()`] runs, as `Kernel as u8`.
 static KERNEL: AtomicU8 = AtomicU8::new(DEFAULT_KERNEL as u8);
 
-/// Chooses the implementation behind every [`gemm`] call (process-wide).
+/// Chooses the implementation behind every [`gemm()`] call (process-wide).
 pub fn set_kernel(kernel: Kernel) {
     KERNEL.store(kernel as u8, Ordering::Relaxed);
 }
 
-/// The implementation behind [`gemm`].
+/// The implementation behind [`gemm()`].
 pub fn kernel() -> Kernel {
     match KERNEL.load(Ordering::Relaxed) {
         x if x == Kernel::Packed as u8 => Kernel::Packed,
@@ -50,7 +50,7 @@ pub fn use_reference_gemm(yes: bool) {
     });
 }
 
-/// The kernel [`gemm`] runs unless told otherwise: our packed GEMM, at least as fast as the
+/// The kernel [`gemm()`] runs unless told otherwise: our packed GEMM, at least as fast as the
 /// `gemm` crate on every product of W1 and W2 training (`examples/gemm_bench.rs`) and free of
 /// allocation once its workspaces have grown.
 pub const DEFAULT_KERNEL: Kernel = Kernel::Packed;
@@ -185,7 +185,7 @@ pub fn gemm<T: Float>(
     }
 }
 
-/// `C = alpha op(A) op(B) + beta C` by plain loops (see [`gemm`] for the layout): no
+/// `C = alpha op(A) op(B) + beta C` by plain loops (see [`gemm()`] for the layout): no
 /// workspace, no allocation.
 #[allow(clippy::too_many_arguments)]
 pub fn reference_gemm<T: Float>(
