@@ -175,6 +175,16 @@ fn products_split_over_threads_allocate_nothing_on_the_calling_thread() {
     nn::runtime::kernel::set_threads(threads);
     fitted.expect("training");
     assert_eq!(counts.len(), 6);
+    #[cfg(target_os = "linux")]
+    {
+        // The products did run on a helper thread.
+        let helpers = std::fs::read_dir("/proc/self/task")
+            .expect("task list")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "nn-gemm")
+            .count();
+        assert!(helpers >= 1, "no helper thread was started");
+    }
     let per_step: Vec<usize> = counts.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(
         per_step.iter().all(|&a| a == 0),

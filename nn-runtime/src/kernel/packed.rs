@@ -838,7 +838,7 @@ mod simd {
 #[cfg(feature = "threads")]
 mod pool {
     use std::panic::{catch_unwind, AssertUnwindSafe};
-    use std::sync::{Condvar, Mutex, MutexGuard};
+    use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
 
     /// A job: a closure on the caller's stack, its lifetime erased (see [`run`]).
     #[derive(Clone, Copy)]
@@ -907,9 +907,14 @@ mod pool {
     /// or cannot be started, `f` runs on the calling thread alone; `f` must therefore do the
     /// whole work however many times it is called (it takes work from a shared queue).
     pub(super) fn run(threads: usize, f: &(dyn Fn() + Sync)) {
-        let Ok(mut helpers) = HELPERS.try_lock() else {
-            f();
-            return;
+        let mut helpers = match HELPERS.try_lock() {
+            Ok(h) => h,
+            // A panic in an earlier product poisoned the lock; the helpers are still sound.
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                f();
+                return;
+            }
         };
         while helpers.len() + 1 < threads {
             let helper: &'static Helper = Box::leak(Box::new(Helper {
