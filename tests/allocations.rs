@@ -1,8 +1,10 @@
 //! A training step after the first allocates nothing: a counting global allocator watches the
-//! trainer between batches (gather, forward, loss, backward, penalties, clipping, optimizer).
+//! trainer between batches (gather, forward, loss, backward, penalties, clipping, optimizer,
+//! and the matrix products with the default packed kernels, on one thread or two).
 
 use nn::prelude::*;
 use nn::runtime::data::{Dataset, Labels};
+use nn::runtime::kernel::Kernel;
 use nn::runtime::loss::CrossEntropy;
 use nn::runtime::optim::Adam;
 use nn::runtime::train::{Clip, Control, Progress, Trainer};
@@ -89,34 +91,103 @@ fn allocations_per_step() -> Vec<usize> {
 /// first layer).
 const PRODUCTS_PER_STEP: usize = 3 + 3 + 2;
 
-#[test]
-fn training_steps_after_the_first_allocate_nothing_outside_the_matrix_kernels() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // With the workspace-free loop kernel, a step allocates nothing at all: gather, forward,
-    // loss, backward, penalties, clipping and the optimizer reuse their buffers.
-    nn::runtime::kernel::use_reference_gemm(true);
+/// Trains with `kernel` behind every product and returns the allocations per step.
+fn allocations_per_step_with(kernel: Kernel) -> Vec<usize> {
+    nn::runtime::kernel::set_kernel(kernel);
     let per_step = allocations_per_step();
-    nn::runtime::kernel::use_reference_gemm(false);
+    nn::runtime::kernel::set_kernel(nn::runtime::kernel::DEFAULT_KERNEL);
+    per_step
+}
+
+#[test]
+fn training_steps_after_the_first_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // With the default (packed) kernels: gather, forward, loss, backward, penalties,
+    // clipping and the optimizer reuse their buffers, and the products their per-thread
+    // packing workspaces.
+    assert_eq!(nn::runtime::kernel::DEFAULT_KERNEL, Kernel::Packed);
+    let per_step = allocations_per_step_with(Kernel::Packed);
     assert!(
         per_step.iter().all(|&a| a == 0),
         "allocations per step: {per_step:?}"
     );
     println!(
-        "allocations per step after the first (loop kernel): 0 over {} steps",
+        "allocations per step after the first (packed kernels): 0 over {} steps",
         per_step.len()
     );
 }
 
 #[test]
-fn the_blocked_kernels_allocate_at_most_their_packing_buffers() {
+fn the_loop_kernel_allocates_nothing_either() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    // The `gemm` crate allocates packing buffers inside some products; that is the only
-    // allocation left in a step (see the test above), and it is bounded per product.
-    let per_step = allocations_per_step();
+    let per_step = allocations_per_step_with(Kernel::Reference);
+    assert!(
+        per_step.iter().all(|&a| a == 0),
+        "allocations per step: {per_step:?}"
+    );
+}
+
+#[test]
+fn the_gemm_crate_allocates_at_most_its_packing_buffers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The `gemm` crate allocates packing buffers inside some products: why it is not the
+    // default. The rest of the step allocates nothing (the tests above), so that is all.
+    let per_step = allocations_per_step_with(Kernel::GemmCrate);
     let max = per_step.iter().copied().max().unwrap_or(0);
-    println!("allocations per step after the first (gemm kernels): {max} for {PRODUCTS_PER_STEP} products");
+    println!(
+        "allocations per step after the first (gemm crate): {max} for {PRODUCTS_PER_STEP} products"
+    );
     assert!(
         max <= 2 * PRODUCTS_PER_STEP,
+        "allocations per step: {per_step:?}"
+    );
+}
+
+network! { Wide < dense(256 -> 256, relu), dense(256 -> 4, softmax) > }
+
+#[cfg(feature = "threads")]
+#[test]
+fn products_split_over_threads_allocate_nothing_on_the_calling_thread() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // 256 x 64 x 256 products are large enough to be split over two threads; the helper
+    // threads are started (and their workspaces grown) during the first step.
+    let n = 64 * 6;
+    let x: Vec<f32> = (0..256 * n)
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
+        .collect();
+    let labels = (0..n).map(|i| (i * 7) % 4).collect();
+    let train = Dataset::<f32, 256>::from_slices(&x, Labels::Classes { labels, classes: 4 })
+        .expect("valid data");
+    let mut net = Wide::new(&mut StdRng::seed_from_u64(3));
+    let mut counts = Vec::with_capacity(16);
+    let threads = nn::runtime::kernel::threads();
+    nn::runtime::kernel::set_threads(2);
+    let mut trainer = Trainer::new(CrossEntropy, Adam::new(1e-3))
+        .epochs(1)
+        .batch_size(64)
+        .progress(Progress::Off)
+        .on_batch(|_| {
+            counts.push(allocations());
+            Control::Continue
+        });
+    let fitted = trainer.fit(&mut net, &train, None);
+    drop(trainer);
+    nn::runtime::kernel::set_threads(threads);
+    fitted.expect("training");
+    assert_eq!(counts.len(), 6);
+    #[cfg(target_os = "linux")]
+    {
+        // The products did run on a helper thread.
+        let helpers = std::fs::read_dir("/proc/self/task")
+            .expect("task list")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "nn-gemm")
+            .count();
+        assert!(helpers >= 1, "no helper thread was started");
+    }
+    let per_step: Vec<usize> = counts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        per_step.iter().all(|&a| a == 0),
         "allocations per step: {per_step:?}"
     );
 }

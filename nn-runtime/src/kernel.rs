@@ -1,22 +1,60 @@
 //! Matrix kernels behind every dense layer.
 //!
 //! All matrices are column-major slices (a batch is one column per sample). Products go to a
-//! blocked, vectorized GEMM (the `gemm` crate with its `x86-v4` feature: AVX-512 or AVX2
-//! chosen at run time); the single-sample product has its own matrix-vector kernel, since a
+//! blocked, vectorized GEMM: our own packed kernel by default (AVX2/AVX-512 chosen at run
+//! time, packing buffers reused per thread, so no allocation once warm), or the `gemm` crate with its
+//! `x86-v4` kernels ([`set_kernel`]); the single-sample product has its own matrix-vector kernel, since a
 //! general GEMM is slow on a `1 x k x n` product.
 
 use crate::scalar::Float;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
-/// Whether products go through [`reference_gemm`] instead of the `gemm` crate.
-static REFERENCE: AtomicBool = AtomicBool::new(false);
+mod packed;
 
-/// Sends every product through a plain loop kernel that needs no workspace (`true`), or back
-/// to the blocked `gemm` kernels (`false`, the default). The loop kernel is slow; it exists so
-/// tests can count allocations outside the matrix kernels, which allocate packing buffers.
-pub fn use_reference_gemm(yes: bool) {
-    REFERENCE.store(yes, Ordering::Relaxed);
+/// Which implementation [`gemm()`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Our own packed, register-blocked GEMM: packing buffers in per-thread workspaces that
+    /// are reused, so steady-state products allocate nothing.
+    Packed,
+    /// The `gemm` crate, which allocates packing buffers inside some products.
+    GemmCrate,
+    /// [`reference_gemm`]: plain loops, slow, no workspace.
+    Reference,
 }
+
+/// The kernel [`gemm()`] runs, as `Kernel as u8`.
+static KERNEL: AtomicU8 = AtomicU8::new(DEFAULT_KERNEL as u8);
+
+/// Chooses the implementation behind every [`gemm()`] call (process-wide).
+pub fn set_kernel(kernel: Kernel) {
+    KERNEL.store(kernel as u8, Ordering::Relaxed);
+}
+
+/// The implementation behind [`gemm()`].
+pub fn kernel() -> Kernel {
+    match KERNEL.load(Ordering::Relaxed) {
+        x if x == Kernel::Packed as u8 => Kernel::Packed,
+        x if x == Kernel::Reference as u8 => Kernel::Reference,
+        _ => Kernel::GemmCrate,
+    }
+}
+
+/// Sends every product through [`reference_gemm`] (`true`), or back to the default blocked
+/// kernel (`false`). Same as [`set_kernel`] with [`Kernel::Reference`].
+pub fn use_reference_gemm(yes: bool) {
+    set_kernel(if yes {
+        Kernel::Reference
+    } else {
+        DEFAULT_KERNEL
+    });
+}
+
+/// The kernel [`gemm()`] runs unless told otherwise: our packed GEMM, free of allocation once
+/// its workspaces have grown, and faster than the `gemm` crate on the products of W1 and W2
+/// training steps (`examples/gemm_bench.rs`: about 1.4-1.8x on the large products and on whole
+/// steps, on par on the smallest, the ten-row output layer at batch 32).
+pub const DEFAULT_KERNEL: Kernel = Kernel::Packed;
 
 /// Threads for large products; 0 means "not set yet: read `NN_NUM_THREADS`, default 1".
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -100,9 +138,27 @@ pub fn gemm<T: Float>(
     if m == 0 || n == 0 {
         return;
     }
-    if REFERENCE.load(Ordering::Relaxed) {
-        reference_gemm(op_a, op_b, m, n, k, alpha, a, b, beta, c);
-        return;
+    match kernel() {
+        Kernel::Reference => {
+            reference_gemm(op_a, op_b, m, n, k, alpha, a, b, beta, c);
+            return;
+        }
+        Kernel::Packed => {
+            let p = packed::Product {
+                op_a,
+                op_b,
+                m,
+                n,
+                k,
+                alpha,
+                a,
+                b,
+                beta,
+            };
+            packed::gemm(&p, c);
+            return;
+        }
+        Kernel::GemmCrate => {}
     }
     let (rsa, csa) = match op_a {
         Op::N => (1, m as isize),

@@ -1,0 +1,1200 @@
+//! Our own packed GEMM (BLIS-style), allocation-free after the first call on a thread.
+//!
+//! `C = alpha op(A) op(B) + beta C`, column-major. The product is cut into blocks: `KC` rows of
+//! `op(B)` at a time are packed into panels of `NR` columns (`kc x NR`, row by row), and `MC`
+//! rows of `op(A)` into panels of `MR` rows (`MR x kc`, column by column), both zero-padded to
+//! whole panels. A register-blocked micro-kernel then multiplies one `A` panel by one `B` panel
+//! into an `MR x NR` tile of accumulators and adds it into `C`. Packing makes every operand
+//! layout (transposed or not) look the same to the micro-kernel, and its reads contiguous.
+//! Where a panel would be used only a few times, full panels are read in place instead: `A`
+//! as stored for narrow products (few columns), `B` for short ones (few rows). Products with
+//! few rows and `B` transposed (a weight gradient with ten classes) are computed as `Cᵀ`.
+//!
+//! The packing buffers live in thread-local workspaces that only grow, so a thread that has
+//! seen a shape once multiplies it again without allocating. The micro-kernel is written once
+//! over a small vector trait (load, broadcast, fused multiply-add, store), whose accumulators
+//! the compiler keeps in registers, and compiled for AVX-512F and for AVX2 with FMA (chosen at
+//! run time); a plain-loop kernel serves other processors.
+//! Large products may be split by columns over persistent helper threads (feature `threads`),
+//! which keep their own workspaces: no allocation on the calling thread either.
+
+use super::Op;
+use crate::scalar::Float;
+use std::any::Any;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Rows of `op(B)` (the inner dimension) per packed block: a `kc x NR` panel of `B` stays in
+/// the level-1 cache while the `A` panels stream past it.
+const KC: usize = 256;
+/// Rows of `op(A)` per packed block (a multiple of every `MR`): `MC x KC` stays in level 2.
+const MC: usize = 192;
+/// Columns of `op(B)` per packed block.
+const NC: usize = 2048;
+
+/// One product `C = alpha op(A) op(B) + beta C`; `C` is `m x n`, the inner dimension `k`.
+#[derive(Clone, Copy)]
+pub(crate) struct Product<'a, T> {
+    /// How `A` is used: stored `m x k` ([`Op::N`]) or `k x m` ([`Op::T`]).
+    pub op_a: Op,
+    /// How `B` is used: stored `k x n` ([`Op::N`]) or `n x k` ([`Op::T`]).
+    pub op_b: Op,
+    /// Rows of `C`.
+    pub m: usize,
+    /// Columns of `C`.
+    pub n: usize,
+    /// The inner dimension.
+    pub k: usize,
+    /// Scale of the product.
+    pub alpha: T,
+    /// `A`, at least `m k` values.
+    pub a: &'a [T],
+    /// `B`, at least `k n` values.
+    pub b: &'a [T],
+    /// Scale of the old `C`; zero overwrites `C` (NaN in it is ignored).
+    pub beta: T,
+}
+
+/// The packing buffers of one thread.
+struct Workspace<T> {
+    a: Vec<T>,
+    b: Vec<T>,
+}
+
+impl<T: Float> Workspace<T> {
+    const fn new() -> Self {
+        Workspace {
+            a: Vec::new(),
+            b: Vec::new(),
+        }
+    }
+}
+
+thread_local! {
+    static WORKSPACE_F32: RefCell<Workspace<f32>> = const { RefCell::new(Workspace::new()) };
+    static WORKSPACE_F64: RefCell<Workspace<f64>> = const { RefCell::new(Workspace::new()) };
+}
+
+/// Runs `f` with this thread's workspace for `T`.
+fn with_workspace<T: Float, R>(f: impl FnOnce(&mut Workspace<T>) -> R) -> R {
+    let mut f = Some(f);
+    let mut run = |ws: &mut dyn Any| {
+        ws.downcast_mut::<Workspace<T>>()
+            .and_then(|ws| f.take().map(|f| f(ws)))
+    };
+    if let Some(r) = WORKSPACE_F32.with(|w| run(&mut *w.borrow_mut())) {
+        return r;
+    }
+    WORKSPACE_F64
+        .with(|w| run(&mut *w.borrow_mut()))
+        .expect("Float is sealed to f32 and f64")
+}
+
+/// A sub-slice of `v` of `len` values starting on a 64-byte boundary, growing `v` (never
+/// shrinking it) if it is too short.
+fn aligned<T: Float>(v: &mut Vec<T>, len: usize) -> &mut [T] {
+    let pad = 64 / std::mem::size_of::<T>();
+    if v.len() < len + pad {
+        v.resize(len + pad, T::zero());
+    }
+    let off = v.as_ptr().align_offset(64).min(pad);
+    &mut v[off..off + len]
+}
+
+/// `x` rounded up to a multiple of `to`.
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+/// Products with fewer multiply-adds than this stay on the calling thread: below it, waking a
+/// helper costs more than it saves.
+#[cfg(feature = "threads")]
+const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+
+/// Computes the product into `c` (`m x n`, column-major), its columns split over
+/// [`super::threads`] threads when the product is large (feature `threads`).
+pub(crate) fn gemm<T: Float>(p: &Product<'_, T>, c: &mut [T]) {
+    gemm_on(p, c, super::threads(), Isa::best());
+}
+
+/// [`gemm`] on up to `threads` threads with the kernels of `isa`.
+fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) {
+    let c = &mut c[..p.m * p.n];
+    #[cfg(feature = "threads")]
+    {
+        let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
+        // Two parts per thread, so that a thread the system is slow to schedule delays the
+        // others by at most one small part; at least 16 columns per part, in multiples of 16
+        // (whole register tiles).
+        let per = round_up(p.n.div_ceil(2 * threads.max(1)), 16);
+        let parts = p.n.div_ceil(per);
+        if threads > 1 && parts > 1 && work >= PARALLEL_MIN_FLOPS {
+            let chunks = std::sync::Mutex::new(c.chunks_mut(p.m * per).enumerate());
+            pool::run(threads.min(parts), &|| {
+                // Each thread takes the next chunk of columns until none is left; the lock is
+                // held only for taking it.
+                while let Some((i, chunk)) = chunks.lock().ok().and_then(|mut it| it.next()) {
+                    let start = i * per;
+                    run(p, start..(start + per).min(p.n), chunk, isa);
+                }
+            });
+            return;
+        }
+    }
+    let _ = threads;
+    run(p, 0..p.n, c, isa);
+}
+
+/// The instruction sets the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    /// AVX-512F (with AVX2 and FMA).
+    Avx512,
+    /// AVX2 with FMA.
+    Avx2,
+    /// Any processor.
+    Portable,
+}
+
+impl Isa {
+    /// Whether this processor supports the instruction set.
+    fn supported(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+            }
+            Isa::Portable => true,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The fastest instruction set this processor supports.
+    fn best() -> Isa {
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .find(|i| i.supported())
+            .unwrap_or(Isa::Portable)
+    }
+}
+
+/// Computes the columns `cols` of the product into `c`, which holds exactly those columns
+/// (`c[0]` is `C[0, cols.start]`), on the calling thread with the kernels of `isa` (which
+/// the processor must support).
+fn run<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], isa: Isa) {
+    debug_assert!(c.len() >= p.m * cols.len());
+    if p.m == 0 || cols.is_empty() {
+        return;
+    }
+    if p.k == 0 {
+        // No products to add: C = beta C.
+        for v in c[..p.m * cols.len()].iter_mut() {
+            *v = if p.beta == T::zero() {
+                T::zero()
+            } else {
+                p.beta * *v
+            };
+        }
+        return;
+    }
+    // Few rows, many columns, `B` used transposed: compute Cᵀ = op(B)ᵀ op(A)ᵀ instead, whose
+    // rows (the columns of C) fill whole vector registers and whose left operand is then read
+    // in place; write each tile back transposed.
+    let tr = p.m <= TRANSPOSE_MAX_ROWS
+        && p.n >= 2 * TRANSPOSE_MAX_ROWS
+        && p.op_b == Op::T
+        && cols == (0..p.n);
+    let flip = |op| match op {
+        Op::N => Op::T,
+        Op::T => Op::N,
+    };
+    let pt;
+    let (p, cols) = if tr {
+        pt = Product {
+            op_a: flip(p.op_b),
+            op_b: flip(p.op_a),
+            m: p.n,
+            n: p.m,
+            a: p.b,
+            b: p.a,
+            ..*p
+        };
+        (&pt, 0..pt.n)
+    } else {
+        (p, cols)
+    };
+    with_workspace(|ws| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::supported` said the processor has the features `avx512` needs.
+        Isa::Avx512 if isa.supported() => unsafe { avx512(p, cols, c, ws, tr) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above, for `avx2`.
+        Isa::Avx2 if isa.supported() => unsafe { avx2(p, cols, c, ws, tr) },
+        _ => portable(p, cols, c, ws, tr),
+    });
+}
+
+/// Products with at most this many rows (at least twice as many columns, and `B` used
+/// transposed) are computed transposed (see [`run`]).
+const TRANSPOSE_MAX_ROWS: usize = 16;
+
+/// Whether `T` is `f32` (else `f64`).
+fn is_f32<T: Float>() -> bool {
+    std::mem::size_of::<T>() == 4
+}
+
+/// A micro-kernel: `C[tile] = alpha A_block B_block + beta C[tile]` for one full `MR x NR`
+/// tile (`beta` zero overwrites). Arguments: `kc`; the `MR x kc` block of `A` as `(a, lda)`,
+/// column `q` a contiguous run at `a + q lda` (a packed panel has `lda = MR`); the `kc x NR`
+/// block of `B` as `(b, rsb, csb)`, element `(q, j)` at `b + q rsb + j csb` (a packed panel
+/// has `rsb = NR`, `csb = 1`); the tile `c` with column stride `ldc`; `alpha`, `beta`.
+///
+/// # Safety
+/// Every element of both blocks must be readable, `c + j ldc + i` for `i < MR`, `j < NR`
+/// writable and aliasing neither block; the processor must support the kernel's
+/// instruction set.
+type MicroKernel<T> =
+    unsafe fn(usize, (*const T, usize), (*const T, usize, usize), *mut T, usize, T, T);
+
+/// Products with at most this many columns read full `A` panels in place when `A` is used as
+/// stored (its columns are contiguous runs of rows): each panel is used by so few `B` panels
+/// that packing it costs more than its strided reads.
+const DIRECT_A_MAX_COLS: usize = 64;
+
+/// Products with at most this many `A` panels per block read full `B` panels where they are
+/// stored instead of packing them: each panel is used so few times that copying it costs
+/// more than its strided reads.
+const DIRECT_B_MAX_PANELS: usize = 2;
+
+/// The kernel `k` if its scalar type is `T` (it is, in the branch that asks for it).
+fn as_kernel<T: Float, U: Float>(k: MicroKernel<U>) -> MicroKernel<T> {
+    *(&k as &dyn Any)
+        .downcast_ref::<MicroKernel<T>>()
+        .expect("kernel chosen for its scalar type")
+}
+
+/// AVX-512: 32 vector registers of 16 `f32` (8 `f64`). Tiles of 2 x 8 vectors (16
+/// accumulators); products with at most one vector of rows use 1 x 8; transposed products
+/// (`tr`, see [`run`]) 2 x 10, so that ten rows of C (ten classes) are one tile.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn avx512<T: Float>(
+    p: &Product<'_, T>,
+    cols: Range<usize>,
+    c: &mut [T],
+    ws: &mut Workspace<T>,
+    tr: bool,
+) {
+    use simd::{kernel_avx512 as k, Z32, Z64};
+    match (is_f32::<T>(), tr, p.m) {
+        (true, true, _) => driver::<T, 32, 10, true>(p, cols, c, ws, as_kernel(k::<Z32, 2, 10>)),
+        (true, _, 0..=16) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 1, 8>)),
+        (true, _, _) => driver::<T, 32, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 2, 8>)),
+        (false, true, _) => driver::<T, 16, 10, true>(p, cols, c, ws, as_kernel(k::<Z64, 2, 10>)),
+        (false, _, 0..=8) => driver::<T, 8, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 1, 8>)),
+        (false, _, _) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 2, 8>)),
+    }
+}
+
+/// AVX2: 16 vector registers of 8 `f32` (4 `f64`). Tiles of 2 x 6 vectors (12
+/// accumulators); products with at most one vector of rows use 1 x 8; transposed products
+/// (`tr`) 2 x 5.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn avx2<T: Float>(
+    p: &Product<'_, T>,
+    cols: Range<usize>,
+    c: &mut [T],
+    ws: &mut Workspace<T>,
+    tr: bool,
+) {
+    use simd::{kernel_avx2 as k, Y32, Y64};
+    match (is_f32::<T>(), tr, p.m) {
+        (true, true, _) => driver::<T, 16, 5, true>(p, cols, c, ws, as_kernel(k::<Y32, 2, 5>)),
+        (true, _, 0..=8) => driver::<T, 8, 8, false>(p, cols, c, ws, as_kernel(k::<Y32, 1, 8>)),
+        (true, _, _) => driver::<T, 16, 6, false>(p, cols, c, ws, as_kernel(k::<Y32, 2, 6>)),
+        (false, true, _) => driver::<T, 8, 5, true>(p, cols, c, ws, as_kernel(k::<Y64, 2, 5>)),
+        (false, _, 0..=4) => driver::<T, 4, 8, false>(p, cols, c, ws, as_kernel(k::<Y64, 1, 8>)),
+        (false, _, _) => driver::<T, 8, 6, false>(p, cols, c, ws, as_kernel(k::<Y64, 2, 6>)),
+    }
+}
+
+/// Any processor: small tiles of plain loops.
+fn portable<T: Float>(
+    p: &Product<'_, T>,
+    cols: Range<usize>,
+    c: &mut [T],
+    ws: &mut Workspace<T>,
+    tr: bool,
+) {
+    match (is_f32::<T>(), tr) {
+        (true, true) => driver::<T, 8, 4, true>(p, cols, c, ws, kernel_portable::<T, 8, 4>),
+        (true, false) => driver::<T, 8, 4, false>(p, cols, c, ws, kernel_portable::<T, 8, 4>),
+        (false, true) => driver::<T, 4, 4, true>(p, cols, c, ws, kernel_portable::<T, 4, 4>),
+        (false, false) => driver::<T, 4, 4, false>(p, cols, c, ws, kernel_portable::<T, 4, 4>),
+    }
+}
+
+/// The largest `MR NR` of any kernel: the scratch tile for edges.
+const MAX_TILE: usize = 32 * 12;
+
+/// The blocked loops around the micro-kernel (inlined into each instruction-set variant).
+/// With `TR` the product computed is `Cᵀ` (`p` is the transposed product, `cols` all its
+/// columns) and every tile is written back transposed into `c`, which holds `C`.
+#[inline(always)]
+fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
+    p: &Product<'_, T>,
+    cols: Range<usize>,
+    c: &mut [T],
+    ws: &mut Workspace<T>,
+    kernel: MicroKernel<T>,
+) {
+    assert!(MR * NR <= MAX_TILE);
+    let (m, k) = (p.m, p.k);
+    // Inner dimension in equal blocks of at most KC.
+    let kc_max = k.div_ceil(k.div_ceil(KC));
+    let mc_max = round_up(m.min(MC), MR);
+    let nc_max = round_up(cols.len().min(NC), NR);
+    let apack = aligned(&mut ws.a, mc_max * kc_max);
+    let bpack = aligned(&mut ws.b, kc_max * nc_max);
+    let mut scratch = [T::zero(); MAX_TILE];
+    let mut jc = cols.start;
+    while jc < cols.end {
+        let nc = (cols.end - jc).min(NC);
+        let mut pc = 0;
+        while pc < k {
+            let kc = (k - pc).min(kc_max);
+            let bp = &mut bpack[..kc * round_up(nc, NR)];
+            // Full panels read in place, or everything packed.
+            let direct = if m.div_ceil(MR) <= DIRECT_B_MAX_PANELS {
+                nc / NR
+            } else {
+                0
+            };
+            pack_b::<T, NR>(
+                p,
+                pc,
+                kc,
+                jc + direct * NR,
+                nc - direct * NR,
+                &mut bp[direct * NR * kc..],
+            );
+            // Later blocks of the inner dimension add to what the first one wrote.
+            let beta = if pc == 0 { p.beta } else { T::one() };
+            let mut ic = 0;
+            while ic < m {
+                let mc = (m - ic).min(MC);
+                let ap = &mut apack[..round_up(mc, MR) * kc];
+                // Full panels read in place, or everything packed.
+                let direct_a = if p.op_a == Op::N && cols.len() <= DIRECT_A_MAX_COLS {
+                    mc / MR
+                } else {
+                    0
+                };
+                pack_a::<T, MR>(
+                    p,
+                    ic + direct_a * MR,
+                    mc - direct_a * MR,
+                    pc,
+                    kc,
+                    &mut ap[direct_a * MR * kc..],
+                );
+                for (s, bpanel) in bp.chunks_exact(NR * kc).enumerate() {
+                    let bsrc = if s < direct {
+                        let (j0, (rs, cs)) = (jc + s * NR, b_strides(p));
+                        let start = match p.op_b {
+                            Op::N => pc + j0 * k,
+                            Op::T => j0 + pc * p.n,
+                        };
+                        // Every element the kernel reads lies in this slice (bounds-checked).
+                        let span = &p.b[start..=start + (kc - 1) * rs + (NR - 1) * cs];
+                        (span.as_ptr(), rs, cs)
+                    } else {
+                        (bpanel.as_ptr(), NR, 1)
+                    };
+                    let j = jc + s * NR - cols.start;
+                    let nr = (jc + nc - cols.start - j).min(NR);
+                    for (r, apanel) in ap.chunks_exact(MR * kc).enumerate() {
+                        let i = ic + r * MR;
+                        let mr = (ic + mc - i).min(MR);
+                        let asrc = if r < direct_a {
+                            let start = i + pc * m;
+                            // Every element the kernel reads lies in this slice (checked).
+                            let span = &p.a[start..start + (kc - 1) * m + MR];
+                            (span.as_ptr(), m)
+                        } else {
+                            (apanel.as_ptr(), MR)
+                        };
+                        let at = i + j * m;
+                        if !TR && mr == MR && nr == NR {
+                            let tile = &mut c[at..at + (NR - 1) * m + MR];
+                            // SAFETY: the panels hold kc MR and kc NR values, `tile` spans
+                            // the whole MR x NR tile at column stride m, and the processor
+                            // has the kernel's features (checked in `run`).
+                            unsafe { kernel(kc, asrc, bsrc, tile.as_mut_ptr(), m, p.alpha, beta) };
+                        } else {
+                            // An edge tile: compute it whole into the scratch tile, then add
+                            // the part inside C.
+                            let tile = &mut scratch[..MR * NR];
+                            // SAFETY: as above, with the scratch tile (column stride MR).
+                            unsafe {
+                                kernel(kc, asrc, bsrc, tile.as_mut_ptr(), MR, T::one(), T::zero())
+                            };
+                            let put = |d: &mut T, v: T| {
+                                *d = if beta == T::zero() {
+                                    p.alpha * v
+                                } else {
+                                    p.alpha * v + beta * *d
+                                };
+                            };
+                            for (jj, src) in tile.chunks_exact(MR).take(nr).enumerate() {
+                                if TR {
+                                    // Cᵀ[i + ii, j + jj] is C[j + jj, i + ii].
+                                    for (ii, &v) in src[..mr].iter().enumerate() {
+                                        put(&mut c[j + jj + (i + ii) * p.n], v);
+                                    }
+                                } else {
+                                    let dst = &mut c[at + jj * m..][..mr];
+                                    for (d, &v) in dst.iter_mut().zip(src) {
+                                        put(d, v);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                ic += mc;
+            }
+            pc += kc;
+        }
+        jc += nc;
+    }
+}
+
+/// Row and column strides of `op(B)` as stored.
+fn b_strides<T>(p: &Product<'_, T>) -> (usize, usize) {
+    match p.op_b {
+        Op::N => (1, p.k),
+        Op::T => (p.n, 1),
+    }
+}
+
+/// Packs rows `ic..ic + mc`, columns `pc..pc + kc` of `op(A)` into panels of `MR` rows: panel
+/// `r` holds `op(A)[ic + r MR + i, pc + q]` at `r MR kc + q MR + i`, zero past row `mc`.
+#[inline(always)]
+fn pack_a<T: Float, const MR: usize>(
+    p: &Product<'_, T>,
+    ic: usize,
+    mc: usize,
+    pc: usize,
+    kc: usize,
+    out: &mut [T],
+) {
+    let (m, k, a) = (p.m, p.k, p.a);
+    for (r, panel) in out.chunks_exact_mut(MR * kc).enumerate() {
+        let i0 = ic + r * MR;
+        let rows = (ic + mc - i0).min(MR);
+        match p.op_a {
+            // Column q of the panel is a contiguous run of column pc + q of A.
+            Op::N => {
+                if rows == MR {
+                    for (q, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                        dst.copy_from_slice(&a[i0 + (pc + q) * m..][..MR]);
+                    }
+                } else {
+                    // A short panel: element by element (a library copy call per column
+                    // would cost more than the few values it moves).
+                    panel.fill(T::zero());
+                    for (q, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                        let src = &a[i0 + (pc + q) * m..][..rows];
+                        for (d, &v) in dst.iter_mut().zip(src) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+            // Row i of op(A) is a contiguous run of column i of the stored A.
+            Op::T => {
+                if rows == MR {
+                    let src: [&[T]; MR] = std::array::from_fn(|i| &a[(i0 + i) * k + pc..][..kc]);
+                    for (q, dst) in panel.chunks_exact_mut(MR).enumerate() {
+                        for (d, s) in dst.iter_mut().zip(&src) {
+                            *d = s[q];
+                        }
+                    }
+                } else {
+                    panel.fill(T::zero());
+                    for i in 0..rows {
+                        let src = &a[(i0 + i) * k + pc..][..kc];
+                        for (q, &v) in src.iter().enumerate() {
+                            panel[q * MR + i] = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs rows `pc..pc + kc`, columns `jc..jc + nc` of `op(B)` into panels of `NR` columns:
+/// panel `s` holds `op(B)[pc + q, jc + s NR + j]` at `s NR kc + q NR + j`, zero past column `nc`.
+#[inline(always)]
+fn pack_b<T: Float, const NR: usize>(
+    p: &Product<'_, T>,
+    pc: usize,
+    kc: usize,
+    jc: usize,
+    nc: usize,
+    out: &mut [T],
+) {
+    let (n, k, b) = (p.n, p.k, p.b);
+    for (s, panel) in out.chunks_exact_mut(NR * kc).enumerate() {
+        let j0 = jc + s * NR;
+        let width = (jc + nc - j0).min(NR);
+        match p.op_b {
+            // Column j of op(B) is a contiguous run of column j of the stored B.
+            Op::N => {
+                if width == NR {
+                    let src: [&[T]; NR] = std::array::from_fn(|j| &b[(j0 + j) * k + pc..][..kc]);
+                    for (q, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                        for (d, s) in dst.iter_mut().zip(&src) {
+                            *d = s[q];
+                        }
+                    }
+                } else {
+                    panel.fill(T::zero());
+                    for j in 0..width {
+                        let src = &b[(j0 + j) * k + pc..][..kc];
+                        for (q, &v) in src.iter().enumerate() {
+                            panel[q * NR + j] = v;
+                        }
+                    }
+                }
+            }
+            // Row q of op(B) is a contiguous run of column pc + q of the stored B.
+            Op::T => {
+                for (q, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                    let src = &b[j0 + (pc + q) * n..][..width];
+                    dst[..width].copy_from_slice(src);
+                    dst[width..].fill(T::zero());
+                }
+            }
+        }
+    }
+}
+
+/// The portable micro-kernel (see [`MicroKernel`]): `NR` columns of `MR` accumulators.
+///
+/// # Safety
+/// As for [`MicroKernel`].
+unsafe fn kernel_portable<T: Float, const MR: usize, const NR: usize>(
+    kc: usize,
+    (a, lda): (*const T, usize),
+    (b, rsb, csb): (*const T, usize, usize),
+    c: *mut T,
+    ldc: usize,
+    alpha: T,
+    beta: T,
+) {
+    let mut acc = [[T::zero(); MR]; NR];
+    for q in 0..kc {
+        // SAFETY: the caller guarantees column q of the A block readable.
+        let ap = unsafe { std::slice::from_raw_parts(a.add(q * lda), MR) };
+        for (j, col) in acc.iter_mut().enumerate() {
+            // SAFETY: the caller guarantees (q, j) readable.
+            let bj = unsafe { *b.add(q * rsb + j * csb) };
+            for (x, &ai) in col.iter_mut().zip(ap) {
+                *x += ai * bj;
+            }
+        }
+    }
+    for (j, col) in acc.iter().enumerate() {
+        for (i, &v) in col.iter().enumerate() {
+            // SAFETY: (i, j) lies in the tile the caller guarantees writable.
+            let d = unsafe { &mut *c.add(i + j * ldc) };
+            *d = if beta == T::zero() {
+                alpha * v
+            } else {
+                alpha * v + beta * *d
+            };
+        }
+    }
+}
+
+/// The vectorized micro-kernels: one body over a small vector trait, compiled per instruction
+/// set, whose accumulators the compiler keeps in registers.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    /// The vector operations a micro-kernel needs. Every method is `unsafe`: it needs the
+    /// instruction set of its type (the kernels that call them enable it), and the pointer
+    /// ones need `LANES` valid values.
+    pub(super) trait Vector: Copy {
+        /// The scalar type.
+        type T: Copy;
+        /// Values per vector.
+        const LANES: usize;
+        unsafe fn zero() -> Self;
+        unsafe fn splat(x: Self::T) -> Self;
+        unsafe fn load(p: *const Self::T) -> Self;
+        unsafe fn store(self, p: *mut Self::T);
+        /// `a b + c`, fused.
+        unsafe fn fma(a: Self, b: Self, c: Self) -> Self;
+        unsafe fn mul(a: Self, b: Self) -> Self;
+    }
+
+    macro_rules! vector {
+        ($name:ident, $v:ty, $t:ty, $lanes:expr, $zero:ident, $splat:ident, $load:ident,
+         $store:ident, $fma:ident, $mul:ident) => {
+            /// A vector register of the kernels.
+            #[derive(Clone, Copy)]
+            pub(super) struct $name($v);
+            impl Vector for $name {
+                type T = $t;
+                const LANES: usize = $lanes;
+                #[inline(always)]
+                unsafe fn zero() -> Self {
+                    // SAFETY: the caller enables the instruction set.
+                    $name(unsafe { $zero() })
+                }
+                #[inline(always)]
+                unsafe fn splat(x: $t) -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $splat(x) })
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const $t) -> Self {
+                    // SAFETY: as above; `p` holds LANES values.
+                    $name(unsafe { $load(p) })
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut $t) {
+                    // SAFETY: as above; `p` has room for LANES values.
+                    unsafe { $store(p, self.0) }
+                }
+                #[inline(always)]
+                unsafe fn fma(a: Self, b: Self, c: Self) -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $fma(a.0, b.0, c.0) })
+                }
+                #[inline(always)]
+                unsafe fn mul(a: Self, b: Self) -> Self {
+                    // SAFETY: as above.
+                    $name(unsafe { $mul(a.0, b.0) })
+                }
+            }
+        };
+    }
+
+    vector!(
+        Z32,
+        __m512,
+        f32,
+        16,
+        _mm512_setzero_ps,
+        _mm512_set1_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_fmadd_ps,
+        _mm512_mul_ps
+    );
+    vector!(
+        Z64,
+        __m512d,
+        f64,
+        8,
+        _mm512_setzero_pd,
+        _mm512_set1_pd,
+        _mm512_loadu_pd,
+        _mm512_storeu_pd,
+        _mm512_fmadd_pd,
+        _mm512_mul_pd
+    );
+    vector!(
+        Y32,
+        __m256,
+        f32,
+        8,
+        _mm256_setzero_ps,
+        _mm256_set1_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_fmadd_ps,
+        _mm256_mul_ps
+    );
+    vector!(
+        Y64,
+        __m256d,
+        f64,
+        4,
+        _mm256_setzero_pd,
+        _mm256_set1_pd,
+        _mm256_loadu_pd,
+        _mm256_storeu_pd,
+        _mm256_fmadd_pd,
+        _mm256_mul_pd
+    );
+
+    /// The micro-kernel body (see `MicroKernel`): `MV` vectors of rows by `NR` columns.
+    #[inline(always)]
+    unsafe fn body<V: Vector, const MV: usize, const NR: usize, const UNIT: bool>(
+        kc: usize,
+        (a, lda): (*const V::T, usize),
+        (b, rsb, csb): (*const V::T, usize, usize),
+        c: *mut V::T,
+        ldc: usize,
+        alpha: V::T,
+        beta: V::T,
+    ) where
+        V::T: PartialEq + Default,
+    {
+        // SAFETY (whole body): the caller guarantees the panel lengths, the writable tile
+        // and the instruction set (see `MicroKernel`).
+        unsafe {
+            let mut acc = [[V::zero(); MV]; NR];
+            let mut a = a;
+            // One pointer per column of B (in place, columns are far apart: stepping one
+            // pointer from column to column would chain the address additions).
+            let mut bs: [*const V::T; NR] =
+                std::array::from_fn(|j| b.add(if UNIT { j } else { j * csb }));
+            for _ in 0..kc {
+                let av: [V; MV] = std::array::from_fn(|v| V::load(a.add(v * V::LANES)));
+                for (col, bj) in acc.iter_mut().zip(&mut bs) {
+                    let bv = V::splat(**bj);
+                    *bj = bj.add(rsb);
+                    for (x, &ai) in col.iter_mut().zip(&av) {
+                        *x = V::fma(ai, bv, *x);
+                    }
+                }
+                a = a.add(lda);
+            }
+            let (alpha, beta0, beta) = (V::splat(alpha), beta == V::T::default(), V::splat(beta));
+            for (j, col) in acc.iter().enumerate() {
+                for (v, &x) in col.iter().enumerate() {
+                    let p = c.add(j * ldc + v * V::LANES);
+                    let r = if beta0 {
+                        V::mul(alpha, x)
+                    } else {
+                        V::fma(beta, V::load(p), V::mul(alpha, x))
+                    };
+                    r.store(p);
+                }
+            }
+        }
+    }
+
+    /// The micro-kernel for AVX-512 vectors.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn kernel_avx512<V: Vector, const MV: usize, const NR: usize>(
+        kc: usize,
+        a: (*const V::T, usize),
+        b: (*const V::T, usize, usize),
+        c: *mut V::T,
+        ldc: usize,
+        alpha: V::T,
+        beta: V::T,
+    ) where
+        V::T: PartialEq + Default,
+    {
+        // SAFETY (both): forwarded from the caller; the loop over a packed panel (unit
+        // column stride) is compiled separately, with constant offsets.
+        if b.2 == 1 {
+            unsafe { body::<V, MV, NR, true>(kc, a, b, c, ldc, alpha, beta) }
+        } else {
+            unsafe { body::<V, MV, NR, false>(kc, a, b, c, ldc, alpha, beta) }
+        }
+    }
+
+    /// The micro-kernel for AVX2 vectors.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn kernel_avx2<V: Vector, const MV: usize, const NR: usize>(
+        kc: usize,
+        a: (*const V::T, usize),
+        b: (*const V::T, usize, usize),
+        c: *mut V::T,
+        ldc: usize,
+        alpha: V::T,
+        beta: V::T,
+    ) where
+        V::T: PartialEq + Default,
+    {
+        // SAFETY (both): forwarded from the caller; the loop over a packed panel (unit
+        // column stride) is compiled separately, with constant offsets.
+        if b.2 == 1 {
+            unsafe { body::<V, MV, NR, true>(kc, a, b, c, ldc, alpha, beta) }
+        } else {
+            unsafe { body::<V, MV, NR, false>(kc, a, b, c, ldc, alpha, beta) }
+        }
+    }
+}
+
+/// Persistent helper threads for large products: each waits on its own slot for a job that
+/// borrows the caller's stack, and the caller waits until every job it handed out is done.
+/// Nothing is allocated once the helpers exist.
+#[cfg(feature = "threads")]
+mod pool {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
+
+    /// A job: a closure on the caller's stack, its lifetime erased (see [`run`]).
+    #[derive(Clone, Copy)]
+    struct Job(*const (dyn Fn() + Sync + 'static));
+
+    // SAFETY: the closure is `Sync`, so calling it from another thread through a shared
+    // reference is sound; the caller keeps it alive until the job is done (see `run`).
+    unsafe impl Send for Job {}
+
+    /// What a helper is asked to do and how it went.
+    struct Slot {
+        job: Option<Job>,
+        done: bool,
+        panicked: bool,
+    }
+
+    /// One helper thread's mailbox.
+    struct Helper {
+        slot: Mutex<Slot>,
+        wake: Condvar,
+    }
+
+    impl Helper {
+        fn lock(&self) -> MutexGuard<'_, Slot> {
+            self.slot.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// The helper thread's loop: run each job, then report.
+        fn serve(&self) {
+            loop {
+                let job = {
+                    let mut s = self.lock();
+                    loop {
+                        if let Some(job) = s.job {
+                            break job;
+                        }
+                        s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                    }
+                };
+                // SAFETY: `run` keeps the closure alive until it sees `done`.
+                let ok = catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0)() })).is_ok();
+                let mut s = self.lock();
+                s.job = None;
+                s.done = true;
+                s.panicked = !ok;
+                self.wake.notify_all();
+            }
+        }
+
+        /// Waits until the job handed out is done; whether it panicked.
+        fn join(&self) -> bool {
+            let mut s = self.lock();
+            while !s.done {
+                s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            s.done = false;
+            s.panicked
+        }
+    }
+
+    /// The helpers started so far (they live as long as the process).
+    static HELPERS: Mutex<Vec<&'static Helper>> = Mutex::new(Vec::new());
+
+    /// Runs `f` on the calling thread and on up to `threads - 1` helpers at once, and returns
+    /// when every call has returned. If the helpers are busy (another thread is in a product)
+    /// or cannot be started, `f` runs on the calling thread alone; `f` must therefore do the
+    /// whole work however many times it is called (it takes work from a shared queue).
+    pub(super) fn run(threads: usize, f: &(dyn Fn() + Sync)) {
+        let mut helpers = match HELPERS.try_lock() {
+            Ok(h) => h,
+            // A panic in an earlier product poisoned the lock; the helpers are still sound.
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                f();
+                return;
+            }
+        };
+        while helpers.len() + 1 < threads {
+            let helper: &'static Helper = Box::leak(Box::new(Helper {
+                slot: Mutex::new(Slot {
+                    job: None,
+                    done: false,
+                    panicked: false,
+                }),
+                wake: Condvar::new(),
+            }));
+            let started = std::thread::Builder::new()
+                .name("nn-gemm".into())
+                .spawn(move || helper.serve());
+            if started.is_err() {
+                break;
+            }
+            helpers.push(helper);
+        }
+        let used = &helpers[..helpers.len().min(threads.saturating_sub(1))];
+        // SAFETY: only the lifetime is erased; every helper given the job is joined below,
+        // also when `f` panics here, before `f` can go out of scope.
+        let job = Job(unsafe {
+            std::mem::transmute::<*const (dyn Fn() + Sync + '_), *const (dyn Fn() + Sync + 'static)>(
+                f,
+            )
+        });
+        for h in used {
+            let mut s = h.lock();
+            s.job = Some(job);
+            h.wake.notify_all();
+        }
+        let mine = catch_unwind(AssertUnwindSafe(f));
+        let mut panicked = false;
+        for h in used {
+            panicked |= h.join();
+        }
+        if let Err(e) = mine {
+            std::panic::resume_unwind(e);
+        }
+        assert!(!panicked, "a matrix-product helper thread panicked");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `alpha op(A) op(B) + beta C` in f64, and per element a bound on the rounding error of
+    /// any summation order in `T` (`eps` its unit roundoff): `3 (k + 2) eps` times the sum of
+    /// the magnitudes of the terms.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        op_a: Op,
+        op_b: Op,
+        m: usize,
+        n: usize,
+        k: usize,
+        alpha: f64,
+        a: &[f64],
+        b: &[f64],
+        beta: f64,
+        c: &[f64],
+        eps: f64,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let at = |i: usize, q: usize| match op_a {
+            Op::N => a[i + q * m],
+            Op::T => a[q + i * k],
+        };
+        let bt = |q: usize, j: usize| match op_b {
+            Op::N => b[q + j * k],
+            Op::T => b[j + q * n],
+        };
+        let mut want = vec![0.0; m * n];
+        let mut tol = vec![0.0; m * n];
+        for j in 0..n {
+            for i in 0..m {
+                let (mut s, mut mag) = (0.0, 0.0);
+                for q in 0..k {
+                    s += at(i, q) * bt(q, j);
+                    mag += (at(i, q) * bt(q, j)).abs();
+                }
+                let old = if beta == 0.0 {
+                    0.0
+                } else {
+                    beta * c[i + j * m]
+                };
+                want[i + j * m] = alpha * s + old;
+                tol[i + j * m] =
+                    3.0 * (k + 2) as f64 * eps * (alpha.abs() * mag + old.abs()) + 1e-300;
+            }
+        }
+        (want, tol)
+    }
+
+    /// Checks one product in `T` against the naive one.
+    #[allow(clippy::too_many_arguments)]
+    fn check<T: Float>(
+        rng: &mut StdRng,
+        isa: Isa,
+        threads: usize,
+        op_a: Op,
+        op_b: Op,
+        (m, n, k): (usize, usize, usize),
+        alpha: f64,
+        beta: f64,
+    ) {
+        let eps = if is_f32::<T>() {
+            f32::EPSILON as f64
+        } else {
+            f64::EPSILON
+        };
+        let mut draw = |len: usize| -> Vec<f64> {
+            (0..len)
+                .map(|_| Float::to_f64(T::of(rng.random_range(-1.0..1.0))))
+                .collect()
+        };
+        let (a, b) = (draw(m * k), draw(k * n));
+        let mut c0 = draw(m * n);
+        if beta == 0.0 {
+            // beta = 0 must ignore the old C, NaN included.
+            c0.iter_mut().step_by(3).for_each(|v| *v = f64::NAN);
+        }
+        let (want, tol) = naive(op_a, op_b, m, n, k, alpha, &a, &b, beta, &c0, eps);
+        let conv = |v: &[f64]| v.iter().map(|&x| T::of(x)).collect::<Vec<T>>();
+        let (at, bt) = (conv(&a), conv(&b));
+        let mut c = conv(&c0);
+        let p = Product {
+            op_a,
+            op_b,
+            m,
+            n,
+            k,
+            alpha: T::of(alpha),
+            a: &at,
+            b: &bt,
+            beta: T::of(beta),
+        };
+        gemm_on(&p, &mut c, threads, isa);
+        for (idx, ((got, w), t)) in c.iter().zip(&want).zip(&tol).enumerate() {
+            let err = (Float::to_f64(*got) - w).abs();
+            assert!(
+                err <= *t,
+                "{} {isa:?} T{threads} {op_a:?}{op_b:?} {m}x{n}x{k} alpha {alpha} beta {beta}: \
+                 C[{}, {}] = {got}, want {w} (error {err:e} > {t:e})",
+                T::NAME,
+                idx % m,
+                idx / m
+            );
+        }
+    }
+
+    /// Sizes around every tile and block edge.
+    const EDGES: [usize; 14] = [1, 2, 4, 7, 8, 10, 12, 15, 16, 17, 31, 32, 33, 48];
+
+    #[test]
+    fn matches_naive_for_random_shapes_every_transpose_and_scale() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let scales = [(1.0, 0.0), (1.0, 1.0), (-0.5, 2.0), (2.0, -1.0), (0.0, 0.5)];
+        for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+            if !isa.supported() {
+                continue;
+            }
+            for case in 0..60 {
+                let pick = |rng: &mut StdRng| {
+                    if rng.random_bool(0.7) {
+                        EDGES[rng.random_range(0..EDGES.len())]
+                    } else {
+                        rng.random_range(1..90)
+                    }
+                };
+                let shape = (pick(&mut rng), pick(&mut rng), pick(&mut rng));
+                let (alpha, beta) = scales[case % scales.len()];
+                for op_a in [Op::N, Op::T] {
+                    for op_b in [Op::N, Op::T] {
+                        check::<f32>(&mut rng, isa, 1, op_a, op_b, shape, alpha, beta);
+                        check::<f64>(&mut rng, isa, 1, op_a, op_b, shape, alpha, beta);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matches_naive_across_blocks_of_every_dimension() {
+        // m past MC, k past KC (and not a multiple of it), n past one thread's part.
+        let mut rng = StdRng::seed_from_u64(8);
+        for &shape in &[(200, 37, 300), (10, 130, 530), (385, 20, 17), (64, 64, 257)] {
+            for op_a in [Op::N, Op::T] {
+                for op_b in [Op::N, Op::T] {
+                    check::<f32>(&mut rng, Isa::best(), 1, op_a, op_b, shape, 1.0, 0.0);
+                    check::<f64>(&mut rng, Isa::best(), 1, op_a, op_b, shape, 0.5, 1.5);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_network_shapes_match_naive() {
+        // W1 and W2 forward, weight-gradient and input-gradient products at batch 32.
+        let mut rng = StdRng::seed_from_u64(9);
+        let b = 32;
+        for (o, i) in [(128, 784), (10, 128), (512, 512), (10, 512)] {
+            check::<f32>(&mut rng, Isa::best(), 1, Op::N, Op::N, (o, b, i), 1.0, 1.0);
+            check::<f32>(&mut rng, Isa::best(), 1, Op::N, Op::T, (o, i, b), 1.0, 0.0);
+            check::<f32>(&mut rng, Isa::best(), 1, Op::T, Op::N, (i, b, o), 1.0, 0.0);
+        }
+    }
+
+    #[test]
+    fn empty_inner_dimension_scales_c() {
+        let mut rng = StdRng::seed_from_u64(10);
+        for (alpha, beta) in [(1.0, 0.0), (1.0, 3.0)] {
+            check::<f32>(
+                &mut rng,
+                Isa::best(),
+                1,
+                Op::N,
+                Op::N,
+                (5, 4, 0),
+                alpha,
+                beta,
+            );
+            check::<f64>(
+                &mut rng,
+                Isa::best(),
+                1,
+                Op::T,
+                Op::T,
+                (5, 4, 0),
+                alpha,
+                beta,
+            );
+        }
+    }
+
+    #[cfg(feature = "threads")]
+    #[test]
+    fn threaded_products_match_naive() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for threads in [2, 3] {
+            for &shape in &[(128, 100, 400), (256, 33, 700), (96, 784, 64)] {
+                for op_b in [Op::N, Op::T] {
+                    check::<f32>(&mut rng, Isa::best(), threads, Op::N, op_b, shape, 1.0, 0.0);
+                    check::<f64>(&mut rng, Isa::best(), threads, Op::T, op_b, shape, 1.0, 2.0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn workspaces_only_grow() {
+        let (a, b) = (vec![1.0f32; 64 * 64], vec![1.0f32; 64 * 64]);
+        let mut c = vec![0.0f32; 64 * 64];
+        let mut go = |m: usize| {
+            let p = Product {
+                op_a: Op::N,
+                op_b: Op::N,
+                m,
+                n: m,
+                k: m,
+                alpha: 1.0,
+                a: &a,
+                b: &b,
+                beta: 0.0,
+            };
+            run(&p, 0..m, &mut c, Isa::best());
+            assert!(c[..m * m].iter().all(|&v| v == m as f32));
+            WORKSPACE_F32.with(|w| {
+                let w = w.borrow();
+                (w.a.len(), w.b.len(), w.a.as_ptr(), w.b.as_ptr())
+            })
+        };
+        let big = go(64);
+        assert_eq!(go(16), big, "a smaller product reuses the buffers");
+        assert_eq!(go(64), big, "the same product reuses the buffers");
+    }
+}
