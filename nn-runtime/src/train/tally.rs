@@ -49,6 +49,17 @@ impl Tally {
         }
     }
 
+    /// Starts over (a new epoch), keeping the per-row buffer so no epoch allocates.
+    pub(crate) fn reset(&mut self) {
+        self.weighted_loss = 0.0;
+        self.samples = 0;
+        self.correct = 0;
+        self.binary_correct = 0;
+        self.values = 0;
+        self.abs_err = 0.0;
+        self.rows.fill(RowSums::default());
+    }
+
     /// Adds a batch: its mean loss, its outputs (`rows x n`) and targets.
     pub(crate) fn add<T: Float>(
         &mut self,

@@ -489,6 +489,8 @@ impl<L, O> Trainer<'_, L, O> {
             self.epochs
         };
 
+        // One tally for the whole run, reset per epoch: no epoch start allocates.
+        let mut tally = Tally::new(kind, OUT);
         'epochs: for epoch in first_epoch..=last_epoch {
             // Dropout masks come from an rng seeded by (seed, epoch): a resumed run draws the
             // same masks as an uninterrupted one.
@@ -502,7 +504,7 @@ impl<L, O> Trainer<'_, L, O> {
             self.optimizer.set_learning_rate(lr);
             order.shuffle_for(epoch as u64 - 1);
             let progress = EpochProgress::start(self.progress, epoch, self.epochs, train.len());
-            let mut tally = Tally::new(kind, OUT);
+            tally.reset();
             let started = Instant::now();
             let mut done = 0;
             for (b, idx) in order.batches().enumerate() {
