@@ -51,9 +51,9 @@ pub fn use_reference_gemm(yes: bool) {
 }
 
 /// The kernel [`gemm()`] runs unless told otherwise: our packed GEMM, free of allocation once
-/// its workspaces have grown, and faster than the `gemm` crate on the products of W1 and W2
-/// training steps (`examples/gemm_bench.rs`: about 1.4-1.8x on the large products and on whole
-/// steps, on par on the smallest, the ten-row output layer at batch 32).
+/// its workspaces have grown. Against the `gemm` crate with its AVX-512 (`x86-v4`) kernels
+/// (`examples/gemm_bench.rs`) it is faster on the ten-row output-layer products (1.4-2.3x) and
+/// slower on the large ones (0.76-0.92x), about 0.85x on a whole W1 or W2 step's products.
 pub const DEFAULT_KERNEL: Kernel = Kernel::Packed;
 
 /// Threads for large products; 0 means "not set yet: read `NN_NUM_THREADS`, default 1".
