@@ -250,9 +250,21 @@ pub fn all_finite<T: Float>(x: &[T]) -> bool {
 /// Walks `W` column by column (`y += x_j W[:, j]`): a block of rows keeps its partial sums in
 /// vector registers while it sweeps every column, so `W` is read once, front to back, and `y`
 /// touched only at the ends. On x86-64 the loop is compiled for AVX-512 (blocks of 512 bytes
-/// of rows: 128 `f32`, the whole hidden layer of W1 in eight registers) or AVX2 with FMA
-/// (256-byte blocks), chosen at run time, and prefetches the columns it reads next.
+/// of rows: 128 `f32`, the whole hidden layer of W1 in eight registers, then 256-byte blocks)
+/// or AVX2 with FMA (256-byte blocks, then 128-byte ones), chosen at run time, and prefetches
+/// the columns it reads next.
+///
+/// The product is bound by how fast `W` streams from the core's L2 cache, not by arithmetic.
+/// With [`threads`] above 1 (feature `threads`) and at least [`MATVEC_PARALLEL_MIN`] weights,
+/// the rows are split between the calling thread and the persistent helper threads of the
+/// GEMM, so each core streams only its share of `W` (and, called again, finds it in its own
+/// L2): no allocation either way.
 pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
+    matvec_on(w, x, b, y, threads());
+}
+
+/// [`matvec_bias`] on up to `threads` threads.
+fn matvec_on<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T], threads: usize) {
     let m = y.len();
     let k = x.len();
     assert!(w.len() >= m * k, "matvec: W holds {} < {m}x{k}", w.len());
@@ -260,6 +272,44 @@ pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
         Some(b) => y.copy_from_slice(&b[..m]),
         None => y.fill(T::zero()),
     }
+    #[cfg(feature = "threads")]
+    {
+        let t = threads;
+        // Parts of whole cache lines and of at least 64 rows.
+        let per = m.div_ceil(t.max(1)).div_ceil(64) * 64;
+        if t > 1 && m * k >= MATVEC_PARALLEL_MIN && per < m && m.div_ceil(per) <= MAX_PARTS {
+            let mut parts: [_; MAX_PARTS] = std::array::from_fn(|_| std::sync::Mutex::new(None));
+            for (i, part) in y.chunks_mut(per).enumerate() {
+                parts[i] = std::sync::Mutex::new(Some(part));
+            }
+            let n = m.div_ceil(per);
+            packed::pool::run(t.min(n), &|| {
+                // This thread's own part first, then any left over.
+                let me = packed::pool::index();
+                for i in (me..n).chain(0..me) {
+                    if let Some(part) = parts[i].lock().ok().and_then(|mut p| p.take()) {
+                        matvec_rows(&w[i * per..], m, x, part);
+                    }
+                }
+            });
+            return;
+        }
+    }
+    let _ = threads;
+    matvec_rows(w, m, x, y);
+}
+
+/// Matrix-vector products with at least this many weights are split over [`threads`]
+/// threads: W1's first layer (100,352) is, its output layer (1,280) is not. Handing out a part
+/// and waiting for it costs well under a microsecond when the helper is spinning; streaming
+/// 2^16 `f32` weights from L2 takes about 2.4.
+pub const MATVEC_PARALLEL_MIN: usize = 1 << 16;
+
+/// At most this many parts of a matrix-vector product are handed out.
+const MAX_PARTS: usize = 16;
+
+/// `y += W x` for the rows of `y`: `w[i + j * ld]` is the weight of row `i` and column `j`.
+fn matvec_rows<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     {
         let wide = std::mem::size_of::<T>() <= 4;
@@ -267,9 +317,9 @@ pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
             // SAFETY: the processor supports the features `matvec_avx512` is compiled for.
             unsafe {
                 if wide {
-                    matvec_avx512::<T, 128>(w, x, y)
+                    matvec_avx512::<T, 128, 64>(w, ld, x, y)
                 } else {
-                    matvec_avx512::<T, 64>(w, x, y)
+                    matvec_avx512::<T, 64, 32>(w, ld, x, y)
                 }
             };
             return;
@@ -278,31 +328,43 @@ pub fn matvec_bias<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T]) {
             // SAFETY: the processor supports the features `matvec_avx2` is compiled for.
             unsafe {
                 if wide {
-                    matvec_avx2::<T, 64>(w, x, y)
+                    matvec_avx2::<T, 64, 32>(w, ld, x, y)
                 } else {
-                    matvec_avx2::<T, 32>(w, x, y)
+                    matvec_avx2::<T, 32, 16>(w, ld, x, y)
                 }
             };
             return;
         }
     }
-    matvec_acc::<T, false, 64>(w, x, y);
+    matvec_acc::<T, false, 64, 32>(w, ld, x, y);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn matvec_avx512<T: Float, const R: usize>(w: &[T], x: &[T], y: &mut [T]) {
-    matvec_acc::<T, true, R>(w, x, y);
+unsafe fn matvec_avx512<T: Float, const R: usize, const H: usize>(
+    w: &[T],
+    ld: usize,
+    x: &[T],
+    y: &mut [T],
+) {
+    matvec_acc::<T, true, R, H>(w, ld, x, y);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn matvec_avx2<T: Float, const R: usize>(w: &[T], x: &[T], y: &mut [T]) {
-    matvec_acc::<T, true, R>(w, x, y);
+unsafe fn matvec_avx2<T: Float, const R: usize, const H: usize>(
+    w: &[T],
+    ld: usize,
+    x: &[T],
+    y: &mut [T],
+) {
+    matvec_acc::<T, true, R, H>(w, ld, x, y);
 }
 
-/// Columns ahead of the one being read whose cache lines [`matvec_acc`] prefetches.
-const PREFETCH_COLUMNS: usize = 4;
+/// How far ahead of the column being read [`matvec_block`] prefetches, in bytes of the block's
+/// columns: four columns of a 128-row `f32` block, eight of a 64-row one (tuned on W1's first
+/// layer, docs/performance.md).
+const PREFETCH_BYTES: usize = 2048;
 
 /// Asks the processor to bring the cache line at `p` into L1 (a hint: never faults, and a
 /// no-op off x86-64).
@@ -318,47 +380,39 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// `y += W x`. Rows go in blocks of `R` whose partial sums stay in registers while the
-/// block sweeps every column (`R / lanes` independent vector accumulators hide the
-/// multiply-add latency), prefetching [`PREFETCH_COLUMNS`] columns ahead; leftover rows go
-/// eight columns at a time. Fused multiply-adds when `FMA` (only where the processor has them:
-/// without hardware FMA `mul_add` is a slow library call).
+/// `y += W x` (`w[i + j * ld]` is row `i`, column `j`). Rows go in blocks of `R`, then of `H`,
+/// whose partial sums stay in registers while the block sweeps every column; leftover rows
+/// go eight columns at a time. Fused multiply-adds when `FMA` (only where the processor has
+/// them: without hardware FMA `mul_add` is a slow library call).
 #[inline(always)]
-fn matvec_acc<T: Float, const FMA: bool, const R: usize>(w: &[T], x: &[T], y: &mut [T]) {
+fn matvec_acc<T: Float, const FMA: bool, const R: usize, const H: usize>(
+    w: &[T],
+    ld: usize,
+    x: &[T],
+    y: &mut [T],
+) {
     let m = y.len();
     let k = x.len();
-    if m == 0 {
-        return;
-    }
     let madd = |a: T, b: T, c: T| if FMA { a.mul_add(b, c) } else { a * b + c };
-    // Cache lines (64 bytes) per block column.
-    let lines = (R * std::mem::size_of::<T>()).div_ceil(64);
-    let blocked = m / R * R;
-    for i0 in (0..blocked).step_by(R) {
-        let mut acc = [T::zero(); R];
-        acc.copy_from_slice(&y[i0..i0 + R]);
-        for (j, &xj) in x.iter().enumerate() {
-            let ahead = w.as_ptr().wrapping_add((j + PREFETCH_COLUMNS) * m + i0);
-            for l in 0..lines {
-                prefetch(ahead.wrapping_add(l * 64 / std::mem::size_of::<T>()));
-            }
-            let col = &w[j * m + i0..j * m + i0 + R];
-            for r in 0..R {
-                acc[r] = madd(col[r], xj, acc[r]);
-            }
-        }
-        y[i0..i0 + R].copy_from_slice(&acc);
+    let mut i0 = 0;
+    while i0 + R <= m {
+        matvec_block::<T, FMA, R>(&w[i0..], ld, x, &mut y[i0..i0 + R]);
+        i0 += R;
     }
-    if blocked == m {
+    while i0 + H <= m {
+        matvec_block::<T, FMA, H>(&w[i0..], ld, x, &mut y[i0..i0 + H]);
+        i0 += H;
+    }
+    if i0 == m {
         return;
     }
     // The remaining rows, eight columns per pass.
-    let y = &mut y[blocked..];
-    let mr = m - blocked;
+    let (w, y) = (&w[i0..], &mut y[i0..]);
+    let mr = m - i0;
     const B: usize = 8;
     let mut j = 0;
     while j + B <= k {
-        let c: [&[T]; B] = std::array::from_fn(|q| &w[(j + q) * m + blocked..(j + q) * m + m]);
+        let c: [&[T]; B] = std::array::from_fn(|q| &w[(j + q) * ld..(j + q) * ld + mr]);
         for i in 0..mr {
             let mut a = y[i];
             for q in 0..B {
@@ -369,13 +423,42 @@ fn matvec_acc<T: Float, const FMA: bool, const R: usize>(w: &[T], x: &[T], y: &m
         j += B;
     }
     while j < k {
-        let col = &w[j * m + blocked..j * m + m];
+        let col = &w[j * ld..j * ld + mr];
         let xj = x[j];
         for (yi, &wi) in y.iter_mut().zip(col) {
             *yi = madd(wi, xj, *yi);
         }
         j += 1;
     }
+}
+
+/// `y += W x` for one block of `R` rows (`y.len() == R`), its partial sums in registers
+/// (`R / lanes` independent vector accumulators hide the multiply-add latency), prefetching
+/// [`PREFETCH_BYTES`] ahead.
+#[inline(always)]
+fn matvec_block<T: Float, const FMA: bool, const R: usize>(
+    w: &[T],
+    ld: usize,
+    x: &[T],
+    y: &mut [T],
+) {
+    let madd = |a: T, b: T, c: T| if FMA { a.mul_add(b, c) } else { a * b + c };
+    // Cache lines (64 bytes) per block column.
+    let lines = (R * std::mem::size_of::<T>()).div_ceil(64);
+    let ahead_cols = PREFETCH_BYTES.div_ceil(lines * 64);
+    let mut acc = [T::zero(); R];
+    acc.copy_from_slice(y);
+    for (j, &xj) in x.iter().enumerate() {
+        let ahead = w.as_ptr().wrapping_add((j + ahead_cols) * ld);
+        for l in 0..lines {
+            prefetch(ahead.wrapping_add(l * 64 / std::mem::size_of::<T>()));
+        }
+        let col = &w[j * ld..j * ld + R];
+        for r in 0..R {
+            acc[r] = madd(col[r], xj, acc[r]);
+        }
+    }
+    y.copy_from_slice(&acc);
 }
 
 #[cfg(test)]
@@ -478,6 +561,43 @@ mod tests {
             for i in 0..m {
                 let err = (f64::from(y32[i]) - want[i] - b[i]).abs();
                 assert!(err < 1e-5 * scale, "f32 {m}x{k} row {i}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn matvec_split_over_threads_gives_the_same_bits() {
+        // Each row's sum runs over the columns in the same order whichever thread and block
+        // size computes it, so splitting the rows changes no bit.
+        for (m, k) in [(128, 784), (300, 300), (1000, 70), (129, 600)] {
+            let w: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.13).sin()).collect();
+            let x: Vec<f32> = (0..k).map(|i| (i as f32 * 0.7).cos()).collect();
+            let b: Vec<f32> = (0..m).map(|i| i as f32 * 0.5).collect();
+            let mut one = vec![f32::NAN; m];
+            matvec_on(&w, &x, Some(&b), &mut one, 1);
+            let want = naive(
+                Op::N,
+                Op::N,
+                m,
+                1,
+                k,
+                &w.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+                &x.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+            );
+            for i in 0..m {
+                let err = (f64::from(one[i]) - want[i] - f64::from(b[i])).abs();
+                assert!(err < 1e-3, "{m}x{k} row {i}: {err}");
+            }
+            for threads in [2, 3] {
+                for _ in 0..3 {
+                    let mut y = vec![f32::NAN; m];
+                    matvec_on(&w, &x, Some(&b), &mut y, threads);
+                    assert_eq!(
+                        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        "{m}x{k} on {threads} threads"
+                    );
+                }
             }
         }
     }

@@ -155,7 +155,7 @@ mod tests {
     fn values_start_on_a_cache_line_also_after_clone() {
         for _ in 0..20 {
             // Allocations of assorted sizes in between, so the allocator's offsets vary.
-            let _spacer = vec![0u8; 24];
+            let spacer = std::hint::black_box(vec![0u8; 24]);
             let p = Param::<f32, 3, 5>::from_fn(|i, j| (i * 5 + j) as f32);
             let q = p.clone();
             for t in [&p, &q] {
@@ -167,6 +167,7 @@ mod tests {
             let z = Param::<f64, 7, 1>::zeros();
             assert_eq!(z.as_slice().as_ptr() as usize % 64, 0);
             assert_eq!(z.as_slice(), &[0.0; 7]);
+            drop(spacer);
         }
     }
 

@@ -839,68 +839,166 @@ mod simd {
 /// Persistent helper threads for large products: each waits on its own slot for a job that
 /// borrows the caller's stack, and the caller waits until every job it handed out is done.
 /// Nothing is allocated once the helpers exist.
+///
+/// Both sides spin for a while before they sleep: a training step hands out several products a
+/// few tens of microseconds apart, and waking a sleeping thread (a futex, and on a virtual
+/// machine an interrupt through the hypervisor) costs about as much as one of them. A helper
+/// that has had no job for [`SPIN`] goes to sleep on a condition variable.
 #[cfg(feature = "threads")]
-mod pool {
+pub(crate) mod pool {
+    use std::cell::UnsafeCell;
     use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
     use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
+    use std::time::{Duration, Instant};
+
+    /// How long a helper spins for its next job, and the caller for its helpers, before
+    /// sleeping.
+    const SPIN: Duration = Duration::from_millis(2);
+
+    /// Spins without yielding the processor, before [`Helper::wait`] yields between checks
+    /// (a few microseconds).
+    const PURE_SPINS: u32 = 4096;
 
     /// A job: a closure on the caller's stack, its lifetime erased (see [`run`]).
     #[derive(Clone, Copy)]
     struct Job(*const (dyn Fn() + Sync + 'static));
 
-    // SAFETY: the closure is `Sync`, so calling it from another thread through a shared
-    // reference is sound; the caller keeps it alive until the job is done (see `run`).
-    unsafe impl Send for Job {}
+    /// The states of a helper's slot.
+    const IDLE: u8 = 0;
+    const POSTED: u8 = 1;
+    const RUNNING: u8 = 2;
+    const DONE: u8 = 3;
+    const PANICKED: u8 = 4;
 
-    /// What a helper is asked to do and how it went.
-    struct Slot {
-        job: Option<Job>,
-        done: bool,
-        panicked: bool,
-    }
-
-    /// One helper thread's mailbox.
+    /// One helper thread's mailbox. The caller writes `job` while the state is `IDLE` (the
+    /// helper does not read it then), then publishes it by storing `POSTED`; the helper claims
+    /// it by swapping `POSTED` for `RUNNING` and reports `DONE` or `PANICKED`; the caller sets
+    /// `IDLE` again. A caller that finished the work before the helper claimed the job takes
+    /// it back (`POSTED` to `IDLE`) instead of waiting for a thread the system has not run yet.
     struct Helper {
-        slot: Mutex<Slot>,
+        state: AtomicU8,
+        job: UnsafeCell<Option<Job>>,
+        /// Whether the helper (waiting for a job) or the caller (waiting for the result)
+        /// sleeps on `wake`: the other side then takes `lock` and notifies.
+        helper_sleeps: AtomicBool,
+        caller_sleeps: AtomicBool,
+        lock: Mutex<()>,
         wake: Condvar,
     }
 
+    // SAFETY: `job` is written only by the caller while the state is `IDLE` and read only by
+    // the helper after it saw `POSTED` (sequentially consistent atomics order the two), and
+    // the closure behind it is `Sync`, so calling it from the helper thread through a shared
+    // reference is sound; the caller keeps it alive until the job is done (see `run`).
+    unsafe impl Sync for Helper {}
+
     impl Helper {
-        fn lock(&self) -> MutexGuard<'_, Slot> {
-            self.slot.lock().unwrap_or_else(|e| e.into_inner())
+        fn guard(&self) -> MutexGuard<'_, ()> {
+            self.lock.lock().unwrap_or_else(|e| e.into_inner())
+        }
+
+        /// Waits until `ready(state)`, spinning for up to [`SPIN`], then sleeping with `sleeps`
+        /// raised. The side that changes the state checks `sleeps` after its store, and
+        /// this side checks the state after raising `sleeps` (both sequentially consistent):
+        /// one of them sees the other's write, so no wake-up is lost.
+        fn wait(&self, sleeps: &AtomicBool, ready: impl Fn(u8) -> bool) -> u8 {
+            let start = Instant::now();
+            let mut spins = 0u32;
+            loop {
+                let s = self.state.load(SeqCst);
+                if ready(s) {
+                    return s;
+                }
+                spins = spins.wrapping_add(1);
+                if spins < PURE_SPINS {
+                    std::hint::spin_loop();
+                } else {
+                    // On a busy machine the thread waited for may need this core.
+                    std::thread::yield_now();
+                    if spins.is_multiple_of(16) && start.elapsed() >= SPIN {
+                        break;
+                    }
+                }
+            }
+            let mut g = self.guard();
+            sleeps.store(true, SeqCst);
+            let s = loop {
+                let s = self.state.load(SeqCst);
+                if ready(s) {
+                    break s;
+                }
+                g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+            };
+            sleeps.store(false, SeqCst);
+            s
+        }
+
+        /// Stores `state` and wakes the other side if it sleeps.
+        fn set(&self, state: u8, other_sleeps: &AtomicBool) {
+            self.state.store(state, SeqCst);
+            if other_sleeps.load(SeqCst) {
+                let _g = self.guard();
+                self.wake.notify_all();
+            }
         }
 
         /// The helper thread's loop: run each job, then report.
         fn serve(&self) {
             loop {
-                let job = {
-                    let mut s = self.lock();
-                    loop {
-                        if let Some(job) = s.job {
-                            break job;
-                        }
-                        s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
-                    }
-                };
-                // SAFETY: `run` keeps the closure alive until it sees `done`.
-                let ok = catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0)() })).is_ok();
-                let mut s = self.lock();
-                s.job = None;
-                s.done = true;
-                s.panicked = !ok;
-                self.wake.notify_all();
+                self.wait(&self.helper_sleeps, |s| s == POSTED);
+                if self
+                    .state
+                    .compare_exchange(POSTED, RUNNING, SeqCst, SeqCst)
+                    .is_err()
+                {
+                    // The caller took the job back.
+                    continue;
+                }
+                // SAFETY: the state is `RUNNING`: the caller wrote the job before and does not
+                // touch it until the state changes again.
+                let job = unsafe { *self.job.get() };
+                let ok = job.is_some_and(|job| {
+                    // SAFETY: `run` keeps the closure alive until it sees `DONE`/`PANICKED`.
+                    catch_unwind(AssertUnwindSafe(|| unsafe { (*job.0)() })).is_ok()
+                });
+                self.set(if ok { DONE } else { PANICKED }, &self.caller_sleeps);
             }
         }
 
-        /// Waits until the job handed out is done; whether it panicked.
-        fn join(&self) -> bool {
-            let mut s = self.lock();
-            while !s.done {
-                s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
-            }
-            s.done = false;
-            s.panicked
+        /// Hands out `job` (the state must be `IDLE`).
+        fn post(&self, job: Job) {
+            // SAFETY: the state is `IDLE`, so the helper does not read `job` now.
+            unsafe { *self.job.get() = Some(job) };
+            self.set(POSTED, &self.helper_sleeps);
         }
+
+        /// Takes the job back if the helper has not started it, else waits until it is
+        /// done; whether it panicked.
+        fn join(&self) -> bool {
+            if self
+                .state
+                .compare_exchange(POSTED, IDLE, SeqCst, SeqCst)
+                .is_ok()
+            {
+                return false;
+            }
+            let s = self.wait(&self.caller_sleeps, |s| s == DONE || s == PANICKED);
+            self.state.store(IDLE, SeqCst);
+            s == PANICKED
+        }
+    }
+
+    std::thread_local! {
+        /// The number of the helper this thread is (from 1), or 0 for any other thread.
+        static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// The calling thread's number among the threads of [`run`]: 0 for the caller, `i` for
+    /// the `i`-th helper. Work split into one part per thread can use it so that each core
+    /// gets the same part on every call (and finds its data in its own cache).
+    pub(crate) fn index() -> usize {
+        INDEX.with(|i| i.get())
     }
 
     /// The helpers started so far (they live as long as the process).
@@ -910,7 +1008,7 @@ mod pool {
     /// when every call has returned. If the helpers are busy (another thread is in a product)
     /// or cannot be started, `f` runs on the calling thread alone; `f` must therefore do the
     /// whole work however many times it is called (it takes work from a shared queue).
-    pub(super) fn run(threads: usize, f: &(dyn Fn() + Sync)) {
+    pub(crate) fn run(threads: usize, f: &(dyn Fn() + Sync)) {
         let mut helpers = match HELPERS.try_lock() {
             Ok(h) => h,
             // A panic in an earlier product poisoned the lock; the helpers are still sound.
@@ -921,17 +1019,21 @@ mod pool {
             }
         };
         while helpers.len() + 1 < threads {
+            let index = helpers.len() + 1;
             let helper: &'static Helper = Box::leak(Box::new(Helper {
-                slot: Mutex::new(Slot {
-                    job: None,
-                    done: false,
-                    panicked: false,
-                }),
+                state: AtomicU8::new(IDLE),
+                job: UnsafeCell::new(None),
+                helper_sleeps: AtomicBool::new(false),
+                caller_sleeps: AtomicBool::new(false),
+                lock: Mutex::new(()),
                 wake: Condvar::new(),
             }));
             let started = std::thread::Builder::new()
                 .name("nn-gemm".into())
-                .spawn(move || helper.serve());
+                .spawn(move || {
+                    INDEX.with(|i| i.set(index));
+                    helper.serve()
+                });
             if started.is_err() {
                 break;
             }
@@ -946,9 +1048,7 @@ mod pool {
             )
         });
         for h in used {
-            let mut s = h.lock();
-            s.job = Some(job);
-            h.wake.notify_all();
+            h.post(job);
         }
         let mine = catch_unwind(AssertUnwindSafe(f));
         let mut panicked = false;
