@@ -278,19 +278,8 @@ fn matvec_on<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T], threads: 
         // Parts of whole cache lines and of at least 64 rows.
         let per = m.div_ceil(t.max(1)).div_ceil(64) * 64;
         if t > 1 && m * k >= MATVEC_PARALLEL_MIN && per < m && m.div_ceil(per) <= MAX_PARTS {
-            let mut parts: [_; MAX_PARTS] = std::array::from_fn(|_| std::sync::Mutex::new(None));
-            for (i, part) in y.chunks_mut(per).enumerate() {
-                parts[i] = std::sync::Mutex::new(Some(part));
-            }
-            let n = m.div_ceil(per);
-            packed::pool::run(t.min(n), &|| {
-                // This thread's own part first, then any left over.
-                let me = packed::pool::index();
-                for i in (me..n).chain(0..me) {
-                    if let Some(part) = parts[i].lock().ok().and_then(|mut p| p.take()) {
-                        matvec_rows(&w[i * per..], m, x, part);
-                    }
-                }
+            run_parts(t, y.chunks_mut(per), &|i, part| {
+                matvec_rows(&w[i * per..], m, x, part)
             });
             return;
         }
@@ -305,8 +294,57 @@ fn matvec_on<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T], threads: 
 /// 2^16 `f32` weights from L2 takes about 2.4.
 pub const MATVEC_PARALLEL_MIN: usize = 1 << 16;
 
-/// At most this many parts of a matrix-vector product are handed out.
-const MAX_PARTS: usize = 16;
+/// Elementwise passes over at least this many values (optimizer steps) are split over
+/// [`threads`] threads: W1's first weight matrix (100,352) is, its biases are not. Adam takes
+/// about 0.7 ns per value, so a part of 2^14 values is some 10 µs of work, far more than
+/// handing it out.
+pub const ELEMENTWISE_PARALLEL_MIN: usize = 1 << 15;
+
+/// How to split an elementwise pass over `len` values: `Some((threads, part_len))` when it
+/// is worth splitting (feature `threads`, [`threads`] above 1, at least
+/// [`ELEMENTWISE_PARALLEL_MIN`] values), parts a multiple of 16 values (whole cache lines of
+/// `f32`), at most [`MAX_PARTS`] of them.
+#[cfg(feature = "threads")]
+pub(crate) fn elementwise_parts(len: usize) -> Option<(usize, usize)> {
+    let t = threads().min(MAX_PARTS);
+    (t > 1 && len >= ELEMENTWISE_PARALLEL_MIN)
+        .then(|| (t, len.div_ceil(t).div_ceil(16) * 16))
+}
+
+/// At most this many parts of work are handed out by [`run_parts`].
+pub(crate) const MAX_PARTS: usize = 16;
+
+/// Runs `work(i, part)` on each of the (at most [`MAX_PARTS`]) `parts`, spread over up to
+/// `threads` threads: the calling thread and the persistent helpers of the GEMM, which spin
+/// for a while between jobs, so handing out parts costs well under a microsecond. Thread `t`
+/// takes part `t` first, so each core gets the same part on every call and finds its memory
+/// in its own cache; then any part still left. Nothing is allocated.
+///
+/// # Panics
+/// If there are more than [`MAX_PARTS`] parts (a bug in the caller).
+#[cfg(feature = "threads")]
+pub(crate) fn run_parts<P: Send>(
+    threads: usize,
+    parts: impl IntoIterator<Item = P>,
+    work: &(dyn Fn(usize, P) + Sync),
+) {
+    let mut slots: [std::sync::Mutex<Option<P>>; MAX_PARTS] =
+        std::array::from_fn(|_| std::sync::Mutex::new(None));
+    let mut n = 0;
+    for part in parts {
+        assert!(n < MAX_PARTS, "more than {MAX_PARTS} parts");
+        slots[n] = std::sync::Mutex::new(Some(part));
+        n += 1;
+    }
+    packed::pool::run(threads.min(n), &|| {
+        let me = packed::pool::index().min(n);
+        for i in (me..n).chain(0..me) {
+            if let Some(part) = slots[i].lock().ok().and_then(|mut s| s.take()) {
+                work(i, part);
+            }
+        }
+    });
+}
 
 /// `y += W x` for the rows of `y`: `w[i + j * ld]` is the weight of row `i` and column `j`.
 fn matvec_rows<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) {

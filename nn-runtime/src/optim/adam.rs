@@ -322,9 +322,21 @@ struct AdamConsts<T> {
 /// order (Rust never contracts `a * b + c` into a fused multiply-add), so the results are
 /// bit-identical across processors.
 ///
-/// It stays on the calling thread: splitting W1's 100,352 weights across two threads made
-/// the batch-32 epoch slower (docs/performance.md).
+/// Large tensors are split over the kernel threads ([`crate::kernel::set_threads`]): each
+/// value's update is independent of the others, so the results do not change.
 fn adam_update<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut [T], v: &mut [T]) {
+    #[cfg(feature = "threads")]
+    if let Some((threads, per)) = crate::kernel::elementwise_parts(param.len()) {
+        let parts = param
+            .chunks_mut(per)
+            .zip(grad.chunks(per))
+            .zip(m.chunks_mut(per))
+            .zip(v.chunks_mut(per));
+        crate::kernel::run_parts(threads, parts, &|_, (((p, g), m), v)| {
+            adam_serial(k, p, g, m, v)
+        });
+        return;
+    }
     adam_serial(k, param, grad, m, v);
 }
 
