@@ -106,10 +106,12 @@ fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
 
-/// Products with fewer multiply-adds than this stay on the calling thread: below it, waking a
-/// helper costs more than it saves.
+/// Products with fewer multiply-adds than this stay on the calling thread: below it, handing
+/// out parts costs more than it saves. At 2^21 (2.1 M) W1's batch-32 forward and weight-gradient
+/// products (3.2 M) split: W1 b32 Adam on two threads 141-143k → 149-153k samples/s against
+/// 2^22 (docs/performance.md).
 #[cfg(feature = "threads")]
-const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+const PARALLEL_MIN_FLOPS: usize = 1 << 21;
 
 /// Computes the product into `c` (`m x n`, column-major), its columns split over
 /// [`super::threads`] threads when the product is large (feature `threads`).
