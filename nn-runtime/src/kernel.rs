@@ -66,14 +66,20 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// (100 M) and W2's products split (docs/performance.md).
 const PARALLEL_MIN_FLOPS: usize = 1 << 24;
 
-/// Sets how many threads large matrix products may use (at least 1). Without the `threads`
-/// feature products always run on the calling thread. The default comes from the environment
-/// variable `NN_NUM_THREADS`, else 1.
+/// Sets how many threads large matrix products, single-sample products of large layers
+/// ([`matvec_bias`]) and Adam steps on large tensors may use (at least 1). Without the
+/// `threads` feature everything runs on the calling thread. The default comes from the
+/// environment variable `NN_NUM_THREADS`, else 1.
+///
+/// The extra threads are persistent helpers that spin for up to 2 ms after each job before
+/// they sleep, so that the next product of a training step or the next `predict` reaches them
+/// in well under a microsecond: while a program trains or predicts in a loop with 2 threads,
+/// expect both cores busy.
 pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// The threads large matrix products may use.
+/// The threads the kernels may use ([`set_threads`]).
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => {
@@ -268,24 +274,30 @@ fn matvec_on<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T], threads: 
     let m = y.len();
     let k = x.len();
     assert!(w.len() >= m * k, "matvec: W holds {} < {m}x{k}", w.len());
-    match b {
-        Some(b) => y.copy_from_slice(&b[..m]),
-        None => y.fill(T::zero()),
+    if let Some(b) = b {
+        assert!(b.len() >= m, "matvec: b holds {} < {m}", b.len());
     }
+    // `y = b` for the rows from `start`, then `y += W x` (on the thread that owns those rows,
+    // so their cache lines move between cores once, at the end).
+    let part = |start: usize, y: &mut [T]| {
+        match b {
+            Some(b) => y.copy_from_slice(&b[start..start + y.len()]),
+            None => y.fill(T::zero()),
+        }
+        matvec_rows(&w[start..], m, x, y);
+    };
     #[cfg(feature = "threads")]
     {
         let t = threads;
         // Parts of whole cache lines and of at least 64 rows.
         let per = m.div_ceil(t.max(1)).div_ceil(64) * 64;
         if t > 1 && m * k >= MATVEC_PARALLEL_MIN && per < m && m.div_ceil(per) <= MAX_PARTS {
-            run_parts(t, y.chunks_mut(per), &|i, part| {
-                matvec_rows(&w[i * per..], m, x, part)
-            });
+            run_parts(t, y.chunks_mut(per), &|i, y| part(i * per, y));
             return;
         }
     }
     let _ = threads;
-    matvec_rows(w, m, x, y);
+    part(0, y);
 }
 
 /// Matrix-vector products with at least this many weights are split over [`threads`]
@@ -307,11 +319,11 @@ pub const ELEMENTWISE_PARALLEL_MIN: usize = 1 << 15;
 #[cfg(feature = "threads")]
 pub(crate) fn elementwise_parts(len: usize) -> Option<(usize, usize)> {
     let t = threads().min(MAX_PARTS);
-    (t > 1 && len >= ELEMENTWISE_PARALLEL_MIN)
-        .then(|| (t, len.div_ceil(t).div_ceil(16) * 16))
+    (t > 1 && len >= ELEMENTWISE_PARALLEL_MIN).then(|| (t, len.div_ceil(t).div_ceil(16) * 16))
 }
 
 /// At most this many parts of work are handed out by [`run_parts`].
+#[cfg(feature = "threads")]
 pub(crate) const MAX_PARTS: usize = 16;
 
 /// Runs `work(i, part)` on each of the (at most [`MAX_PARTS`]) `parts`, spread over up to
