@@ -576,6 +576,20 @@ mod tests {
                 (p, m, v)
             };
             let one = run();
+            // Split over two threads (the tensor is above `ELEMENTWISE_PARALLEL_MIN`): the
+            // same bits.
+            #[cfg(feature = "threads")]
+            {
+                let before = crate::kernel::threads();
+                crate::kernel::set_threads(2);
+                let two = run();
+                crate::kernel::set_threads(before);
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert!(n >= crate::kernel::ELEMENTWISE_PARALLEL_MIN);
+                assert_eq!(bits(&one.0), bits(&two.0), "param, {coupled} {decoupled}");
+                assert_eq!(bits(&one.1), bits(&two.1), "exp_avg, {coupled} {decoupled}");
+                assert_eq!(bits(&one.2), bits(&two.2), "exp_avg_sq, {coupled} {decoupled}");
+            }
             // And the loop is the formula: check one value by hand.
             let i = 12345;
             let mut g = grad[i];
