@@ -515,7 +515,17 @@ fn matvec_block<T: Float, const FMA: bool, const R: usize>(
 mod tests {
     use super::*;
 
-    fn naive(op_a: Op, op_b: Op, m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+    /// `op(A) op(B)` by the definition, in `f64` (also the reference of the packed kernel's
+    /// tests).
+    pub(super) fn naive(
+        op_a: Op,
+        op_b: Op,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f64],
+        b: &[f64],
+    ) -> Vec<f64> {
         let at = |i: usize, p: usize| match op_a {
             Op::N => a[i + p * m],
             Op::T => a[p + i * k],

@@ -1087,32 +1087,15 @@ mod tests {
         c: &[f64],
         eps: f64,
     ) -> (Vec<f64>, Vec<f64>) {
-        let at = |i: usize, q: usize| match op_a {
-            Op::N => a[i + q * m],
-            Op::T => a[q + i * k],
-        };
-        let bt = |q: usize, j: usize| match op_b {
-            Op::N => b[q + j * k],
-            Op::T => b[j + q * n],
-        };
+        let sum = super::super::tests::naive(op_a, op_b, m, n, k, a, b);
+        let abs = |x: &[f64]| x.iter().map(|v| v.abs()).collect::<Vec<_>>();
+        let mag = super::super::tests::naive(op_a, op_b, m, n, k, &abs(a), &abs(b));
         let mut want = vec![0.0; m * n];
         let mut tol = vec![0.0; m * n];
-        for j in 0..n {
-            for i in 0..m {
-                let (mut s, mut mag) = (0.0, 0.0);
-                for q in 0..k {
-                    s += at(i, q) * bt(q, j);
-                    mag += (at(i, q) * bt(q, j)).abs();
-                }
-                let old = if beta == 0.0 {
-                    0.0
-                } else {
-                    beta * c[i + j * m]
-                };
-                want[i + j * m] = alpha * s + old;
-                tol[i + j * m] =
-                    3.0 * (k + 2) as f64 * eps * (alpha.abs() * mag + old.abs()) + 1e-300;
-            }
+        for i in 0..m * n {
+            let old = if beta == 0.0 { 0.0 } else { beta * c[i] };
+            want[i] = alpha * sum[i] + old;
+            tol[i] = 3.0 * (k + 2) as f64 * eps * (alpha.abs() * mag[i] + old.abs()) + 1e-300;
         }
         (want, tol)
     }

@@ -588,7 +588,11 @@ mod tests {
                 assert!(n >= crate::kernel::ELEMENTWISE_PARALLEL_MIN);
                 assert_eq!(bits(&one.0), bits(&two.0), "param, {coupled} {decoupled}");
                 assert_eq!(bits(&one.1), bits(&two.1), "exp_avg, {coupled} {decoupled}");
-                assert_eq!(bits(&one.2), bits(&two.2), "exp_avg_sq, {coupled} {decoupled}");
+                assert_eq!(
+                    bits(&one.2),
+                    bits(&two.2),
+                    "exp_avg_sq, {coupled} {decoupled}"
+                );
             }
             // And the loop is the formula: check one value by hand.
             let i = 12345;
