@@ -125,10 +125,12 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
     #[cfg(feature = "threads")]
     {
         let work = p.m.saturating_mul(p.n).saturating_mul(p.k);
-        // Two parts per thread, so that a thread the system is slow to schedule delays the
-        // others by at most one small part; at least 16 columns per part, in multiples of 16
-        // (whole register tiles).
-        let per = round_up(p.n.div_ceil(2 * threads.max(1)), 16);
+        // One part per thread, in multiples of 16 columns (whole register tiles): every part
+        // packs its own copy of `A` where it packs `A`, so more parts cost more packing (two
+        // per thread made W2's batch-128 products 25 % slower on two threads). A helper the
+        // system is slow to schedule does not hold the caller up: the caller then takes its
+        // part too (see `pool`).
+        let per = round_up(p.n.div_ceil(threads.max(1)), 16);
         let parts = p.n.div_ceil(per);
         if threads > 1 && parts > 1 && work >= PARALLEL_MIN_FLOPS {
             let chunks = std::sync::Mutex::new(c.chunks_mut(p.m * per).enumerate());
