@@ -344,6 +344,42 @@ impl Gen<'_> {
         join_sum(terms)
     }
 
+    /// For a network with a `const` width, which the macro cannot evaluate (it checked literal
+    /// widths itself): one `const` assertion per dense layer that the parameter count fits in
+    /// usize. Only the first layer where the running sum overflows fails, so the user sees one
+    /// error, naming that layer. `FLOPS` (`Σ IN x OUT`) is at most `PARAMS`.
+    fn overflow_checks(&self) -> Vec<TokenStream> {
+        let rt = self.rt;
+        let dense: Vec<&Layer> = self.dense_layers().collect();
+        let literal = |d: &Dim| matches!(d, Dim::Lit(_));
+        if dense.iter().all(|l| literal(&l.input) && literal(&l.output)) {
+            return Vec::new();
+        }
+        let list = dense.iter().map(|l| {
+            let (i, o) = (&l.input, &l.output);
+            let bias = matches!(l.kind, LayerKind::Dense { bias: true, .. });
+            quote!((#i, #o, #bias))
+        });
+        let list = quote!(&[#(#list),*]);
+        dense
+            .iter()
+            .enumerate()
+            .map(|(k, l)| {
+                let k = proc_macro2::Literal::usize_unsuffixed(k);
+                let msg = format!(
+                    "layer {} `{}`: the network's parameter count overflows usize",
+                    l.position + 1,
+                    l.text
+                );
+                let span = syn::spanned::Spanned::span(&l.tokens);
+                quote_spanned!(span=> const _: () = ::core::assert!(
+                    !::core::matches!(#rt::layer::parameter_count(#list), ::core::result::Result::Err(#k)),
+                    #msg
+                );)
+            })
+            .collect()
+    }
+
     fn flops_expr(&self) -> TokenStream {
         let terms = self.dense_layers().map(|l| {
             let (i, o) = (&l.input, &l.output);
@@ -731,6 +767,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         let (cond, msg) = (&c.cond, &c.message);
         quote_spanned!(c.span=> const _: () = ::core::assert!(#cond, #msg);)
     });
+    let overflow_checks = g.overflow_checks();
     let pairs = g.tensors().into_iter().enumerate().map(|(k, (_, f, b))| {
         let p = Gen::tensor_access(&f, b, true);
         let gr = match b {
@@ -800,6 +837,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         }
 
         #(#const_checks)*
+        #(#overflow_checks)*
 
         #[allow(clippy::identity_op, clippy::erasing_op)]
         impl #name {
