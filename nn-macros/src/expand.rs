@@ -7,7 +7,7 @@
 use crate::ast::{DimAst, LayerKindAst, NetworkAst};
 use crate::diag::Diagnostics;
 use crate::ir::{Act, Dim, Init, Layer, LayerKind, Network, Scalar};
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
@@ -333,36 +333,63 @@ impl Gen<'_> {
         Self::layer_act(&layers[layers.len() - 1]).unwrap_or(Act::Identity)
     }
 
-    fn params_expr(&self) -> TokenStream {
-        let terms = self.dense_layers().map(|l| {
-            let (i, o) = (&l.input, &l.output);
-            match l.kind {
-                LayerKind::Dense { bias: true, .. } => quote!(#i * #o + #o),
-                _ => quote!(#i * #o),
-            }
-        });
-        join_sum(terms)
+    /// Whether a width is a `const` path, which the macro cannot evaluate.
+    fn has_const_widths(&self) -> bool {
+        let path = |d: &Dim| matches!(d, Dim::Path(_));
+        self.dense_layers()
+            .any(|l| path(&l.input) || path(&l.output))
     }
 
-    /// For a network with a `const` width, which the macro cannot evaluate (it checked literal
-    /// widths itself): one `const` assertion per dense layer that the parameter count fits in
-    /// usize. Only the first layer where the running sum overflows fails, so the user sees one
-    /// error, naming that layer. `FLOPS` (`Σ IN x OUT`) is at most `PARAMS`.
-    fn overflow_checks(&self) -> Vec<TokenStream> {
+    /// A dense layer as `(IN, OUT, bias)`.
+    fn triple(l: &Layer) -> (&Dim, &Dim, bool) {
+        let bias = matches!(l.kind, LayerKind::Dense { bias: true, .. });
+        (&l.input, &l.output, bias)
+    }
+
+    /// `Σ IN x OUT (+ OUT with a bias)` over `layers`: plain arithmetic when all their widths
+    /// are literals (the macro checked that these fit), else saturating through the runtime,
+    /// so that an overflow is reported once, by the assertion of [`Gen::overflow_checks`].
+    fn count_expr<'b>(
+        &self,
+        layers: impl Iterator<Item = (&'b Dim, &'b Dim, bool)>,
+    ) -> TokenStream {
         let rt = self.rt;
-        let dense: Vec<&Layer> = self.dense_layers().collect();
+        let layers: Vec<_> = layers.collect();
         let literal = |d: &Dim| matches!(d, Dim::Lit(_));
-        if dense.iter().all(|l| literal(&l.input) && literal(&l.output)) {
+        if layers.iter().all(|(i, o, _)| literal(i) && literal(o)) {
+            join_sum(layers.iter().map(|(i, o, bias)| match bias {
+                true => quote!(#i * #o + #o),
+                false => quote!(#i * #o),
+            }))
+        } else {
+            let list = layers.iter().map(|(i, o, bias)| quote!((#i, #o, #bias)));
+            quote!(#rt::layer::saturating_parameter_count(&[#(#list),*]))
+        }
+    }
+
+    fn params_expr(&self) -> TokenStream {
+        self.count_expr(self.dense_layers().map(Self::triple))
+    }
+
+    fn flops_expr(&self) -> TokenStream {
+        self.count_expr(self.dense_layers().map(|l| (&l.input, &l.output, false)))
+    }
+
+    /// For a network with a `const` width (the macro checked literal widths itself): one
+    /// `const` assertion per dense layer that the parameter count fits in usize. Only the
+    /// first layer where the running sum overflows fails, so the user sees one error, under
+    /// that layer. `FLOPS` (`Σ IN x OUT`) is at most `PARAMS`.
+    fn overflow_checks(&self) -> Vec<TokenStream> {
+        if !self.has_const_widths() {
             return Vec::new();
         }
-        let list = dense.iter().map(|l| {
-            let (i, o) = (&l.input, &l.output);
-            let bias = matches!(l.kind, LayerKind::Dense { bias: true, .. });
+        let rt = self.rt;
+        let list = self.dense_layers().map(|l| {
+            let (i, o, bias) = Self::triple(l);
             quote!((#i, #o, #bias))
         });
         let list = quote!(&[#(#list),*]);
-        dense
-            .iter()
+        self.dense_layers()
             .enumerate()
             .map(|(k, l)| {
                 let k = proc_macro2::Literal::usize_unsuffixed(k);
@@ -371,21 +398,19 @@ impl Gen<'_> {
                     l.position + 1,
                     l.text
                 );
-                let span = syn::spanned::Spanned::span(&l.tokens);
-                quote_spanned!(span=> const _: () = ::core::assert!(
-                    !::core::matches!(#rt::layer::parameter_count(#list), ::core::result::Result::Err(#k)),
-                    #msg
-                );)
+                // The assertion's first tokens at the layer's first, its parentheses at the
+                // layer's last, so the compiler underlines the whole layer.
+                let mut tokens = l.tokens.clone().into_iter();
+                let first = tokens.next().map_or_else(Span::call_site, |t| t.span());
+                let last = tokens.last().map_or(first, |t| t.span());
+                let mut args = Group::new(
+                    Delimiter::Parenthesis,
+                    quote!(!::core::matches!(#rt::layer::parameter_count(#list), ::core::result::Result::Err(#k)), #msg),
+                );
+                args.set_span(last);
+                quote_spanned!(first=> const _: () = ::core::assert! #args;)
             })
             .collect()
-    }
-
-    fn flops_expr(&self) -> TokenStream {
-        let terms = self.dense_layers().map(|l| {
-            let (i, o) = (&l.input, &l.output);
-            quote!(#i * #o)
-        });
-        join_sum(terms)
     }
 
     fn tensors(&self) -> Vec<(TokenStream, Ident, bool)> {
@@ -753,8 +778,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         let (kind, params, flops) = match l.kind {
             LayerKind::Dense { bias, .. } => (
                 quote!(#rt::LayerKind::Dense),
-                if bias { quote!(#i * #o + #o) } else { quote!(#i * #o) },
-                quote!(#i * #o),
+                g.count_expr(std::iter::once((i, o, bias))),
+                g.count_expr(std::iter::once((i, o, false))),
             ),
             LayerKind::Dropout { .. } => (quote!(#rt::LayerKind::Dropout), quote!(0), quote!(0)),
             LayerKind::Activation(_) => (quote!(#rt::LayerKind::Activation), quote!(0), quote!(0)),

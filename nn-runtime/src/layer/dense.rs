@@ -162,6 +162,16 @@ pub const fn parameter_count(layers: &[(usize, usize, bool)]) -> Result<usize, u
     Ok(sum)
 }
 
+/// [`parameter_count`], or `usize::MAX` where it overflows: `PARAMS`, `FLOPS` (no biases)
+/// and the layers' counts of a network with `const` widths, whose overflow its generated
+/// assertion reports.
+pub const fn saturating_parameter_count(layers: &[(usize, usize, bool)]) -> usize {
+    match parameter_count(layers) {
+        Ok(n) => n,
+        Err(_) => usize::MAX,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,7 +180,10 @@ mod tests {
     #[test]
     fn parameter_count_sums_and_names_the_first_overflowing_layer() {
         assert_eq!(parameter_count(&[]), Ok(0));
-        assert_eq!(parameter_count(&[(784, 128, true), (128, 10, false)]), Ok(101_760));
+        assert_eq!(
+            parameter_count(&[(784, 128, true), (128, 10, false)]),
+            Ok(101_760)
+        );
         // 2·third weights and third biases make usize::MAX, which fits; one more does not.
         let third = usize::MAX / 3;
         assert_eq!(parameter_count(&[(2, third, true)]), Ok(usize::MAX));
@@ -179,7 +192,12 @@ mod tests {
         // The product, the bias and the running sum each overflow on their own.
         assert_eq!(parameter_count(&[(1, 1, false), (3, half, false)]), Err(1));
         assert_eq!(parameter_count(&[(1, usize::MAX, true)]), Err(0));
-        assert_eq!(parameter_count(&[(half, 1, false), (half, 1, false), (1, 2, false)]), Err(2));
+        assert_eq!(
+            parameter_count(&[(half, 1, false), (half, 1, false), (1, 2, false)]),
+            Err(2)
+        );
+        assert_eq!(saturating_parameter_count(&[(3, 4, true)]), 16);
+        assert_eq!(saturating_parameter_count(&[(3, half, false)]), usize::MAX);
     }
 
     #[test]
