@@ -333,7 +333,7 @@ impl Gen<'_> {
         Self::layer_act(&layers[layers.len() - 1]).unwrap_or(Act::Identity)
     }
 
-    /// Whether a width is a `const` path, which the macro cannot evaluate.
+    /// Whether a dense layer has a width given by a `const` path, which the macro cannot read.
     fn has_const_widths(&self) -> bool {
         let path = |d: &Dim| matches!(d, Dim::Path(_));
         self.dense_layers()
