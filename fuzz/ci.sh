@@ -29,7 +29,7 @@ export RUSTFLAGS="-Cpasses=sancov-module \
 bins=()
 for t in "${targets[@]}"; do bins+=(--bin "$t"); done
 echo "== build fuzz targets (release, sancov, $host)"
-cargo build --release --target "$host" \
+cargo build --release --target "$host" --target-dir target \
   --config 'profile.release.debug="line-tables-only"' "${bins[@]}"
 unset RUSTFLAGS
 
