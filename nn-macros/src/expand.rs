@@ -7,7 +7,7 @@
 use crate::ast::{DimAst, LayerKindAst, NetworkAst};
 use crate::diag::Diagnostics;
 use crate::ir::{Act, Dim, Init, Layer, LayerKind, Network, Scalar};
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::Ident;
 
@@ -333,23 +333,84 @@ impl Gen<'_> {
         Self::layer_act(&layers[layers.len() - 1]).unwrap_or(Act::Identity)
     }
 
+    /// Whether a dense layer has a width given by a `const` path, which the macro cannot read.
+    fn has_const_widths(&self) -> bool {
+        let path = |d: &Dim| matches!(d, Dim::Path(_));
+        self.dense_layers()
+            .any(|l| path(&l.input) || path(&l.output))
+    }
+
+    /// A dense layer as `(IN, OUT, bias)`.
+    fn triple(l: &Layer) -> (&Dim, &Dim, bool) {
+        let bias = matches!(l.kind, LayerKind::Dense { bias: true, .. });
+        (&l.input, &l.output, bias)
+    }
+
+    /// `Σ IN x OUT (+ OUT with a bias)` over `layers`: plain arithmetic when all their widths
+    /// are literals (the macro checked that these fit), else saturating through the runtime,
+    /// so that an overflow is reported once, by the assertion of [`Gen::overflow_checks`].
+    fn count_expr<'b>(
+        &self,
+        layers: impl Iterator<Item = (&'b Dim, &'b Dim, bool)>,
+    ) -> TokenStream {
+        let rt = self.rt;
+        let layers: Vec<_> = layers.collect();
+        let literal = |d: &Dim| matches!(d, Dim::Lit(_));
+        if layers.iter().all(|(i, o, _)| literal(i) && literal(o)) {
+            join_sum(layers.iter().map(|(i, o, bias)| match bias {
+                true => quote!(#i * #o + #o),
+                false => quote!(#i * #o),
+            }))
+        } else {
+            let list = layers.iter().map(|(i, o, bias)| quote!((#i, #o, #bias)));
+            quote!(#rt::layer::saturating_parameter_count(&[#(#list),*]))
+        }
+    }
+
     fn params_expr(&self) -> TokenStream {
-        let terms = self.dense_layers().map(|l| {
-            let (i, o) = (&l.input, &l.output);
-            match l.kind {
-                LayerKind::Dense { bias: true, .. } => quote!(#i * #o + #o),
-                _ => quote!(#i * #o),
-            }
-        });
-        join_sum(terms)
+        self.count_expr(self.dense_layers().map(Self::triple))
     }
 
     fn flops_expr(&self) -> TokenStream {
-        let terms = self.dense_layers().map(|l| {
-            let (i, o) = (&l.input, &l.output);
-            quote!(#i * #o)
+        self.count_expr(self.dense_layers().map(|l| (&l.input, &l.output, false)))
+    }
+
+    /// For a network with a `const` width (the macro checked literal widths itself): one
+    /// `const` assertion per dense layer that the parameter count fits in usize. Only the
+    /// first layer where the running sum overflows fails, so the user sees one error, under
+    /// that layer. `FLOPS` (`Σ IN x OUT`) is at most `PARAMS`.
+    fn overflow_checks(&self) -> Vec<TokenStream> {
+        if !self.has_const_widths() {
+            return Vec::new();
+        }
+        let rt = self.rt;
+        let list = self.dense_layers().map(|l| {
+            let (i, o, bias) = Self::triple(l);
+            quote!((#i, #o, #bias))
         });
-        join_sum(terms)
+        let list = quote!(&[#(#list),*]);
+        self.dense_layers()
+            .enumerate()
+            .map(|(k, l)| {
+                let k = proc_macro2::Literal::usize_unsuffixed(k);
+                let msg = format!(
+                    "layer {} `{}`: the network's parameter count overflows usize",
+                    l.position + 1,
+                    l.text
+                );
+                // The assertion's first tokens at the layer's first, its parentheses at the
+                // layer's last, so the compiler underlines the whole layer.
+                let mut tokens = l.tokens.clone().into_iter();
+                let first = tokens.next().map_or_else(Span::call_site, |t| t.span());
+                let last = tokens.last().map_or(first, |t| t.span());
+                let mut args = Group::new(
+                    Delimiter::Parenthesis,
+                    quote!(!::core::matches!(#rt::layer::parameter_count(#list), ::core::result::Result::Err(#k)), #msg),
+                );
+                args.set_span(last);
+                quote_spanned!(first=> const _: () = ::core::assert! #args;)
+            })
+            .collect()
     }
 
     fn tensors(&self) -> Vec<(TokenStream, Ident, bool)> {
@@ -717,8 +778,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         let (kind, params, flops) = match l.kind {
             LayerKind::Dense { bias, .. } => (
                 quote!(#rt::LayerKind::Dense),
-                if bias { quote!(#i * #o + #o) } else { quote!(#i * #o) },
-                quote!(#i * #o),
+                g.count_expr(std::iter::once((i, o, bias))),
+                g.count_expr(std::iter::once((i, o, false))),
             ),
             LayerKind::Dropout { .. } => (quote!(#rt::LayerKind::Dropout), quote!(0), quote!(0)),
             LayerKind::Activation(_) => (quote!(#rt::LayerKind::Activation), quote!(0), quote!(0)),
@@ -731,6 +792,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         let (cond, msg) = (&c.cond, &c.message);
         quote_spanned!(c.span=> const _: () = ::core::assert!(#cond, #msg);)
     });
+    let overflow_checks = g.overflow_checks();
     let pairs = g.tensors().into_iter().enumerate().map(|(k, (_, f, b))| {
         let p = Gen::tensor_access(&f, b, true);
         let gr = match b {
@@ -800,6 +862,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         }
 
         #(#const_checks)*
+        #(#overflow_checks)*
 
         #[allow(clippy::identity_op, clippy::erasing_op)]
         impl #name {

@@ -48,6 +48,7 @@ sections = [
   ("width_exceeds_usize", "A width that does not fit in `usize`."),
   ("width_overflow", "The total parameter count overflows `usize`."),
   ("const_dims_disagree", "Widths given by `const` items that turn out different: reported by the compiler, from the `const` assertion the macro generates."),
+  ("const_width_overflow", "Widths given by `const` items whose parameter count overflows `usize`: the generated `const` assertion names the first layer where it does."),
  ]),
  ("Activations", [
   ("unknown_activation_suggestion", "An unknown activation, with a suggestion."),

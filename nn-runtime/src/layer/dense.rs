@@ -136,10 +136,69 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     }
 }
 
+/// The parameter count of dense layers given as `(IN, OUT, bias)`: `Σ IN·OUT (+ OUT with a
+/// bias)`, or `Err(k)` if the sum first overflows `usize` at the `k`-th layer (from 0).
+///
+/// Generated networks whose widths are `const`s assert with it, at compile time, that the
+/// count fits, naming the layer where it does not.
+pub const fn parameter_count(layers: &[(usize, usize, bool)]) -> Result<usize, usize> {
+    let mut sum: usize = 0;
+    let mut k = 0;
+    while k < layers.len() {
+        let (inputs, outputs, bias) = layers[k];
+        let layer = match inputs.checked_mul(outputs) {
+            Some(w) if bias => w.checked_add(outputs),
+            w => w,
+        };
+        sum = match layer {
+            Some(n) => match sum.checked_add(n) {
+                Some(s) => s,
+                None => return Err(k),
+            },
+            None => return Err(k),
+        };
+        k += 1;
+    }
+    Ok(sum)
+}
+
+/// [`parameter_count`], or `usize::MAX` where it overflows: `PARAMS`, `FLOPS` (no biases)
+/// and the layers' counts of a network with `const` widths, whose overflow its generated
+/// assertion reports.
+pub const fn saturating_parameter_count(layers: &[(usize, usize, bool)]) -> usize {
+    match parameter_count(layers) {
+        Ok(n) => n,
+        Err(_) => usize::MAX,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::{rngs::StdRng, SeedableRng};
+
+    #[test]
+    fn parameter_count_sums_and_names_the_first_overflowing_layer() {
+        assert_eq!(parameter_count(&[]), Ok(0));
+        assert_eq!(
+            parameter_count(&[(784, 128, true), (128, 10, false)]),
+            Ok(101_760)
+        );
+        // 2·third weights and third biases make usize::MAX, which fits; one more does not.
+        let third = usize::MAX / 3;
+        assert_eq!(parameter_count(&[(2, third, true)]), Ok(usize::MAX));
+        assert_eq!(parameter_count(&[(2, third, true), (1, 1, false)]), Err(1));
+        let half = usize::MAX / 2;
+        // The product, the bias and the running sum each overflow on their own.
+        assert_eq!(parameter_count(&[(1, 1, false), (3, half, false)]), Err(1));
+        assert_eq!(parameter_count(&[(1, usize::MAX, true)]), Err(0));
+        assert_eq!(
+            parameter_count(&[(half, 1, false), (half, 1, false), (1, 2, false)]),
+            Err(2)
+        );
+        assert_eq!(saturating_parameter_count(&[(3, 4, true)]), 16);
+        assert_eq!(saturating_parameter_count(&[(3, half, false)]), usize::MAX);
+    }
 
     #[test]
     fn batch_forward_equals_per_sample_apply() {

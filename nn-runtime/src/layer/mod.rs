@@ -3,5 +3,5 @@
 mod dense;
 mod dropout;
 
-pub use dense::Dense;
+pub use dense::{parameter_count, saturating_parameter_count, Dense};
 pub use dropout::{dropout_backward, dropout_forward, NoDraws};

@@ -24,6 +24,8 @@ fn main() {
     assert_eq!(Consts::PARAMS, 8 * 16 + 16 + 16 * 3 + 3);
     assert_eq!(Consts::FLOPS, 8 * 16 + 16 * 3);
     assert_eq!(Mixed::PARAMS, 8 * 16 + 16 + 16 * 2 + 2);
+    let per_layer: Vec<_> = Consts::LAYERS.iter().map(|l| (l.params, l.flops)).collect();
+    assert_eq!(per_layer, [(8 * 16 + 16, 8 * 16), (0, 0), (16 * 3 + 3, 16 * 3)]);
     let net = Consts::new(&mut StdRng::seed_from_u64(5));
     let p: SVector<f32, CLASSES> = net.predict(&SVector::<f32, INPUTS>::repeat(0.25));
     assert!((p.sum() - 1.0).abs() < 1e-5);
