@@ -59,11 +59,12 @@ pub const DEFAULT_KERNEL: Kernel = Kernel::Packed;
 /// Threads for large products; 0 means "not set yet: read `NN_NUM_THREADS`, default 1".
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Products with fewer multiply-adds (`m n k`) than this stay on one thread: below it, waking
-/// and joining a second thread costs more than it saves. At 2^24 (16.8 M) every W1 training
-/// product stays on one thread (`128 x 128 x 784` = 12.8 M at batch 128: two threads made
-/// batch-32 and batch-128 epochs slower at 2^21 and 2^23) while W1 batch-1000 inference
-/// (100 M) and W2's products split (docs/performance.md).
+/// With the `gemm` crate ([`Kernel::GemmCrate`], which splits products over rayon's
+/// threads), products with fewer multiply-adds (`m n k`) than this stay on one thread: below
+/// it, waking and joining rayon's threads costs more than it saves. At 2^24 (16.8 M) every W1
+/// training product stays on one thread while W1 batch-1000 inference (100 M) and W2's
+/// products split. Our packed kernel has its own, lower threshold: its helper threads spin
+/// between products, so handing out parts is cheap.
 const PARALLEL_MIN_FLOPS: usize = 1 << 24;
 
 /// Sets how many threads large matrix products, single-sample products of large layers
