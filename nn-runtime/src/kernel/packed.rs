@@ -269,8 +269,10 @@ type MicroKernel<T> =
 
 /// Products with at most this many columns read full `A` panels in place when `A` is used as
 /// stored (its columns are contiguous runs of rows): each panel is used by so few `B` panels
-/// that packing it costs more than its strided reads.
-const DIRECT_A_MAX_COLS: usize = 64;
+/// that packing it costs more than its strided reads. At 64, the 64-column halves of W2's
+/// batch-128 forward products on two threads read W in place and ran slower than packed
+/// (W2 b128 SGD T2 35.8k / 35.9k / 36.2k → 36.7k / 37.5k / 39.7k samples/s at 32).
+const DIRECT_A_MAX_COLS: usize = 32;
 
 /// Products with at most this many `A` panels per block read full `B` panels where they are
 /// stored instead of packing them: each panel is used so few times that copying it costs
