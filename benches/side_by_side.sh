@@ -12,7 +12,9 @@
 #   THREADS="1 2"             thread counts (RAYON_NUM_THREADS, MATMUL_NUM_THREADS, --threads)
 #   RUNS=3                    epochs (fresh network each) per training figure, median taken
 #   WORKLOADS="..."           subset, e.g. "w1-b32-sgd w1-predict" (names as in the table)
-#   TORCH_PY=/path/python     a Python with torch: adds PyTorch (needs PEERS_DIR/torch/bench.py)
+#   TORCH_PY=/path/python     a Python with torch and numpy: adds PyTorch (PEERS_DIR/torch/one.py
+#                             for training, bench.py for inference; benches/torch/bench.py
+#                             stands in where PEERS_DIR lacks bench.py)
 # Raw output goes to side_by_side-<time>.log in the current directory.
 set -euo pipefail
 PEERS_DIR=$(cd "${1:?usage: MNIST_DIR=... $0 PEERS_DIR}" && pwd)
@@ -36,7 +38,17 @@ if [ -z "${SKIP_BUILD:-}" ]; then
   for p in $PEERS; do (cd "$PEERS_DIR/rust/$p-bench" && cargo build --release --quiet); done
 fi
 TORCH=""
-if [ -n "${TORCH_PY:-}" ] && [ -f "$PEERS_DIR/torch/bench.py" ]; then TORCH=torch; fi
+if [ -n "${TORCH_PY:-}" ]; then
+  # The shared peers folder of 2026-11-29 lacks torch/bench.py (its one.py imports it): use
+  # our reconstruction from BENCHMARK.md's text, benches/torch/bench.py, in its place.
+  [ -f "$PEERS_DIR/torch/bench.py" ] || cp "$ROOT/benches/torch/bench.py" "$PEERS_DIR/torch/bench.py"
+  TORCH=torch
+fi
+# torch_infer THREADS KEY: PyTorch's infer1 latency or infer1000 throughput.
+torch_infer() {
+  (cd "$PEERS_DIR/torch" && "$TORCH_PY" bench.py --mode infer --threads "$1" --runs "$RUNS") \
+    | tee -a "$LOG" | sed -n "s/.*$2=//p"
+}
 
 # record WORKLOAD WHO THREADS VALUE
 record() { echo "$1 $2 $3 $4" >> "$RES"; echo "$1 $2 T$3: $4" | tee -a "$LOG"; }
@@ -59,13 +71,15 @@ for w in $WORKLOADS; do
         for p in $PEERS; do
           record "$w" "$p" "$t" "$(peer_env "$t" "$PEERS_DIR/rust/$p-bench/target/release/$p-bench" \
             --mode infer --reps 3 --calls 10000 | tee -a "$LOG" | grep 'mode=infer1 ' | field lat_us_med)"
-        done ;;
+        done
+        if [ -n "$TORCH" ]; then record "$w" torch "$t" "$(torch_infer "$t" latency_us)"; fi ;;
       infer1000)
         ours "$w" "$t" --net "$net" --mode infer1000 --epochs "$RUNS"
         for p in $PEERS; do
           record "$w" "$p" "$t" "$(peer_env "$t" "$PEERS_DIR/rust/$p-bench/target/release/$p-bench" \
             --mode infer --reps 3 --calls 10000 | tee -a "$LOG" | grep 'mode=infer1000 ' | field sps_med)"
-        done ;;
+        done
+        if [ -n "$TORCH" ]; then record "$w" torch "$t" "$(torch_infer "$t" samples_per_s)"; fi ;;
       *)
         bs=${b#b}
         ours "$w" "$t" --net "$net" --batch "$bs" --opt "$opt" --epochs "$RUNS"
