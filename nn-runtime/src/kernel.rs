@@ -289,11 +289,10 @@ fn matvec_on<T: Float>(w: &[T], x: &[T], b: Option<&[T]>, y: &mut [T], threads: 
     };
     #[cfg(feature = "threads")]
     {
-        let t = threads;
         // Parts of whole cache lines and of at least 64 rows.
-        let per = m.div_ceil(t.max(1)).div_ceil(64) * 64;
-        if t > 1 && m * k >= MATVEC_PARALLEL_MIN && per < m && m.div_ceil(per) <= MAX_PARTS {
-            run_parts(t, y.chunks_mut(per), &|i, y| part(i * per, y));
+        let per = m.div_ceil(threads.max(1)).div_ceil(64) * 64;
+        if threads > 1 && m * k >= MATVEC_PARALLEL_MIN && per < m && m.div_ceil(per) <= MAX_PARTS {
+            run_parts(threads, y.chunks_mut(per), &|i, y| part(i * per, y));
             return;
         }
     }
