@@ -40,25 +40,14 @@ trap 'rm -rf "$scratch"' EXIT
 export NN_FUZZ_SCRATCH="$scratch/files"
 mkdir -p "$NN_FUZZ_SCRATCH" logs
 
+. ./common.sh
 summary=()
 failed=0
 for t in "${targets[@]}"; do
   mkdir -p "$scratch/corpus/$t" "artifacts/$t"
-  echo "== fuzz $t for ${seconds}s"
-  set +e
-  "target/$host/release/$t" "$scratch/corpus/$t" "seeds/$t" \
+  fuzz_target "$t" "logs/$t.log" "target/$host/release/$t" "$scratch/corpus/$t" "seeds/$t" \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="artifacts/$t/" >"logs/$t.log" 2>&1
-  status=$?
-  set -e
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' | tail -1)
-  crashes=0
-  if [ "$status" -ne 0 ]; then
-    crashes=1
-    failed=1
-    tail -n 40 "logs/$t.log"
-  fi
-  summary+=("$t: ${runs:-?} executions in ${seconds}s, $crashes crashes")
+    -print_final_stats=1 -artifact_prefix="artifacts/$t/"
 done
 printf '%s\n' "${summary[@]}"
 exit "$failed"

@@ -31,24 +31,13 @@ if [ ! -d seeds ]; then
   cargo "${toolchain[@]}" run --quiet --bin seeds
 fi
 mkdir -p logs
+. ./common.sh
 summary=()
 failed=0
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
-  echo "== fuzz $t for ${seconds}s"
-  set +e
-  cargo "${toolchain[@]}" fuzz run "$t" "corpus/$t" "seeds/$t" -- \
-    -max_total_time="$seconds" -print_final_stats=1 >"logs/$t.log" 2>&1
-  status=$?
-  set -e
-  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "logs/$t.log" | grep -o '[0-9]*$' | tail -1)
-  crashes=0
-  if [ "$status" -ne 0 ]; then
-    crashes=1
-    failed=1
-    tail -n 40 "logs/$t.log"
-  fi
-  summary+=("$t: ${runs:-?} executions in ${seconds}s, $crashes crashes (log: fuzz/logs/$t.log)")
+  fuzz_target "$t" "logs/$t.log" cargo "${toolchain[@]}" fuzz run "$t" "corpus/$t" "seeds/$t" -- \
+    -max_total_time="$seconds" -print_final_stats=1
 done
 printf '%s\n' "${summary[@]}"
 exit "$failed"
