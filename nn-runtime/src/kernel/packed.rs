@@ -7,7 +7,8 @@
 //! into an `MR x NR` tile of accumulators and adds it into `C`. Packing makes every operand
 //! layout (transposed or not) look the same to the micro-kernel, and its reads contiguous.
 //! Where a panel would be used only a few times, full panels are read in place instead: `A`
-//! as stored for narrow products (few columns), `B` for short ones (few rows). Products with
+//! as stored for narrow products (few columns), `B` for short ones (few rows) and whenever
+//! it is used as stored (its columns are then contiguous runs, read front to back). Products with
 //! few rows and `B` transposed (a weight gradient with ten classes) are computed as `Cᵀ`.
 //!
 //! The packing buffers live in thread-local workspaces that only grow, so a thread that has
@@ -276,7 +277,9 @@ const DIRECT_A_MAX_COLS: usize = 32;
 
 /// Products with at most this many `A` panels per block read full `B` panels where they are
 /// stored instead of packing them: each panel is used so few times that copying it costs
-/// more than its strided reads.
+/// more than its strided reads. `B` used as stored ([`Op::N`]) is always read in place: its
+/// panel is `NR` contiguous columns, each read front to back, and packing it would be a
+/// transpose.
 const DIRECT_B_MAX_PANELS: usize = 2;
 
 /// The kernel `k` if its scalar type is `T` (it is, in the branch that asks for it).
@@ -286,9 +289,13 @@ fn as_kernel<T: Float, U: Float>(k: MicroKernel<U>) -> MicroKernel<T> {
         .expect("kernel chosen for its scalar type")
 }
 
-/// AVX-512: 32 vector registers of 16 `f32` (8 `f64`). Tiles of 2 x 8 vectors (16
-/// accumulators); products with at most one vector of rows use 1 x 8; transposed products
-/// (`tr`, see [`run`]) 2 x 10, so that ten rows of C (ten classes) are one tile.
+/// AVX-512: 32 vector registers of 16 `f32` (8 `f64`). `f32` tiles of 4 x 6 vectors (64 x 6,
+/// 24 accumulators: 10 loads per 24 multiply-adds), or 2 x 8 where `A` is used transposed
+/// (packing it is a transpose, cheaper in 32-row panels); `f64` tiles of 2 x 8. Products with
+/// at most one vector of rows use 1 x 8; transposed products (`tr`, see [`run`]) 2 x 10, so
+/// that ten rows of C (ten classes) are one tile. 64 x 6 against 32 x 8, one thread
+/// (`gemm_bench`, step products over the `gemm` crate's in the same run): W1 batch 128
+/// 0.73-0.78 → 0.92-1.00, W1 batch 1000 0.77-0.81 → 0.94-0.96, W2 batch 128 unchanged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn avx512<T: Float>(
@@ -302,7 +309,10 @@ fn avx512<T: Float>(
     match (is_f32::<T>(), tr, p.m) {
         (true, true, _) => driver::<T, 32, 10, true>(p, cols, c, ws, as_kernel(k::<Z32, 2, 10>)),
         (true, _, 0..=16) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 1, 8>)),
-        (true, _, _) => driver::<T, 32, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 2, 8>)),
+        (true, _, _) if p.op_a == Op::T => {
+            driver::<T, 32, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 2, 8>))
+        }
+        (true, _, _) => driver::<T, 64, 6, false>(p, cols, c, ws, as_kernel(k::<Z32, 4, 6>)),
         (false, true, _) => driver::<T, 16, 10, true>(p, cols, c, ws, as_kernel(k::<Z64, 2, 10>)),
         (false, _, 0..=8) => driver::<T, 8, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 1, 8>)),
         (false, _, _) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 2, 8>)),
@@ -379,7 +389,7 @@ fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
             let kc = (k - pc).min(kc_max);
             let bp = &mut bpack[..kc * round_up(nc, NR)];
             // Full panels read in place, or everything packed.
-            let direct = if m.div_ceil(MR) <= DIRECT_B_MAX_PANELS {
+            let direct = if m.div_ceil(MR) <= DIRECT_B_MAX_PANELS || p.op_b == Op::N {
                 nc / NR
             } else {
                 0
