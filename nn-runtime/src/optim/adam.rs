@@ -616,7 +616,10 @@ mod tests {
 
     /// The `f32` loop that skips frozen subnormal moments gives exactly the bits of the plain
     /// loop, on values mixing zeros, small and large subnormals, tiny and ordinary numbers,
-    /// infinities and NaN, under random hyperparameters and every weight-decay mode.
+    /// infinities and NaN, under random hyperparameters and every weight-decay mode. Any NaN
+    /// equals any NaN: which operand's sign and payload an operation on two NaNs returns is
+    /// left open by IEEE 754 and differs between compiled forms of the same expression (on
+    /// an Intel Xeon the scalar and vector loops returned NaNs of opposite sign here).
     #[test]
     fn frozen_subnormal_moments_change_no_bit() {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
@@ -640,7 +643,11 @@ mod tests {
             f32::from_bits(bits | sign)
         };
         let constant = |next: &mut dyn FnMut() -> u64| (next() % 1_000_000) as f32 * 1e-6;
-        let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        let same = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+        };
         for trial in 0..400 {
             let k = AdamConsts {
                 sign: if trial % 2 == 0 { 1.0 } else { -1.0 },
