@@ -131,6 +131,25 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
         // per thread made W2's batch-128 products 25 % slower on two threads). A helper the
         // system is slow to schedule does not hold the caller up: the caller then takes its
         // part too (see `pool`).
+        if threads > 1 && work >= PARALLEL_MIN_FLOPS && split_rows(p) {
+            // Whole 64-row panels per part; every part reads all of `B` in place.
+            let per = round_up(p.m.div_ceil(threads), ROW_PART_MULTIPLE);
+            let parts = p.m.div_ceil(per);
+            if parts > 1 {
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let out = Out::new(c);
+                pool::run(threads.min(parts), &|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= parts {
+                        break;
+                    }
+                    let rows = i * per..((i + 1) * per).min(p.m);
+                    // SAFETY: every part writes only its own rows of `C`.
+                    unsafe { run(p, rows, 0..p.n, out, isa) };
+                });
+                return;
+            }
+        }
         let per = round_up(p.n.div_ceil(threads.max(1)), 16);
         let parts = p.n.div_ceil(per);
         if threads > 1 && parts > 1 && work >= PARALLEL_MIN_FLOPS {
@@ -140,14 +159,80 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
                 // held only for taking it.
                 while let Some((i, chunk)) = chunks.lock().ok().and_then(|mut it| it.next()) {
                     let start = i * per;
-                    run(p, start..(start + per).min(p.n), chunk, isa);
+                    // SAFETY: `chunk` is this part's own columns.
+                    unsafe {
+                        run(
+                            p,
+                            0..p.m,
+                            start..(start + per).min(p.n),
+                            Out::new(chunk),
+                            isa,
+                        )
+                    };
                 }
             });
             return;
         }
     }
     let _ = threads;
-    run(p, 0..p.n, c, isa);
+    // SAFETY: `c` is borrowed whole.
+    unsafe { run(p, 0..p.m, 0..p.n, Out::new(c), isa) };
+}
+
+/// Row parts of a split product are multiples of this many rows (whole panels of every
+/// kernel).
+#[cfg(feature = "threads")]
+const ROW_PART_MULTIPLE: usize = 64;
+
+/// Whether a product large enough to split is split by rows (else by columns). Split by
+/// columns, every part packs all of `A` for itself; split by rows, every part packs only its
+/// rows of `A` and reads all of `B`, which costs nothing extra where `B` is read in place (used
+/// as stored, see [`DIRECT_B_MAX_PANELS`]). So products whose `B` is used as stored and whose
+/// `A` is the larger operand (at least as many rows as columns) split by rows: W2's forward
+/// and input-gradient products, whose `A` (a 512-wide weight matrix) would otherwise be
+/// packed, or transposed, once per thread.
+#[cfg(feature = "threads")]
+fn split_rows<T>(p: &Product<'_, T>) -> bool {
+    p.op_b == Op::N && p.m >= p.n && p.m >= 2 * ROW_PART_MULTIPLE
+}
+
+/// The output `C` (`m x n`, column-major, column stride `m`) as a raw pointer: parts of a
+/// product split by rows write disjoint rows of the same columns, so no part may hold a slice
+/// spanning a whole tile of columns. Slices are formed only of single column runs.
+#[derive(Clone, Copy)]
+struct Out<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+// SAFETY: `Out` is a view of a `&mut [T]` whose users write disjoint elements (see `run`).
+unsafe impl<T: Send> Send for Out<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Out<T> {}
+
+impl<T> Out<T> {
+    fn new(c: &mut [T]) -> Self {
+        Out {
+            ptr: c.as_mut_ptr(),
+            len: c.len(),
+        }
+    }
+
+    /// A pointer to element `at`, whose following `span` elements must lie in `C` (checked).
+    fn at(self, at: usize, span: usize) -> *mut T {
+        assert!(at + span <= self.len, "tile outside C");
+        // SAFETY: in bounds, checked above.
+        unsafe { self.ptr.add(at) }
+    }
+
+    /// Elements `at..at + len` (bounds-checked).
+    ///
+    /// # Safety
+    /// No other thread may read or write them while the slice lives.
+    unsafe fn run<'a>(self, at: usize, len: usize) -> &'a mut [T] {
+        // SAFETY: in bounds (checked by `at`); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.at(at, len), len) }
+    }
 }
 
 /// The instruction sets the kernels are compiled for.
@@ -190,22 +275,34 @@ impl Isa {
     }
 }
 
-/// Computes the columns `cols` of the product into `c`, which holds exactly those columns
-/// (`c[0]` is `C[0, cols.start]`), on the calling thread with the kernels of `isa` (which
-/// the processor must support).
-fn run<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], isa: Isa) {
-    debug_assert!(c.len() >= p.m * cols.len());
-    if p.m == 0 || cols.is_empty() {
+/// Computes rows `rows`, columns `cols` of the product into `c`, which holds exactly the
+/// columns `cols` (`c[0]` is `C[0, cols.start]`, column stride `m`), on the calling thread with
+/// the kernels of `isa` (which the processor must support).
+///
+/// # Safety
+/// No other thread may touch those rows of those columns of `c` meanwhile.
+unsafe fn run<T: Float>(
+    p: &Product<'_, T>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    c: Out<T>,
+    isa: Isa,
+) {
+    debug_assert!(c.len >= p.m * cols.len() && rows.end <= p.m);
+    if rows.is_empty() || cols.is_empty() {
         return;
     }
     if p.k == 0 {
         // No products to add: C = beta C.
-        for v in c[..p.m * cols.len()].iter_mut() {
-            *v = if p.beta == T::zero() {
-                T::zero()
-            } else {
-                p.beta * *v
-            };
+        for j in 0..cols.len() {
+            // SAFETY: these rows are this caller's (see above).
+            for v in unsafe { c.run(rows.start + j * p.m, rows.len()) } {
+                *v = if p.beta == T::zero() {
+                    T::zero()
+                } else {
+                    p.beta * *v
+                };
+            }
         }
         return;
     }
@@ -215,13 +312,14 @@ fn run<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], isa: Isa) 
     let tr = p.m <= TRANSPOSE_MAX_ROWS
         && p.n >= 2 * TRANSPOSE_MAX_ROWS
         && p.op_b == Op::T
-        && cols == (0..p.n);
+        && cols == (0..p.n)
+        && rows == (0..p.m);
     let flip = |op| match op {
         Op::N => Op::T,
         Op::T => Op::N,
     };
     let pt;
-    let (p, cols) = if tr {
+    let (p, rows, cols) = if tr {
         pt = Product {
             op_a: flip(p.op_b),
             op_b: flip(p.op_a),
@@ -231,19 +329,30 @@ fn run<T: Float>(p: &Product<'_, T>, cols: Range<usize>, c: &mut [T], isa: Isa) 
             b: p.a,
             ..*p
         };
-        (&pt, 0..pt.n)
+        (&pt, 0..pt.m, 0..pt.n)
     } else {
-        (p, cols)
+        (p, rows, cols)
     };
+    let part = Part { rows, cols, c };
     with_workspace(|ws| match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::supported` said the processor has the features `avx512` needs.
-        Isa::Avx512 if isa.supported() => unsafe { avx512(p, cols, c, ws, tr) },
+        // SAFETY: `Isa::supported` said the processor has the features `avx512` needs; the
+        // part's rows are ours (see above).
+        Isa::Avx512 if isa.supported() => unsafe { avx512(p, part, ws, tr) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above, for `avx2`.
-        Isa::Avx2 if isa.supported() => unsafe { avx2(p, cols, c, ws, tr) },
-        _ => portable(p, cols, c, ws, tr),
+        Isa::Avx2 if isa.supported() => unsafe { avx2(p, part, ws, tr) },
+        // SAFETY: as above.
+        _ => unsafe { portable(p, part, ws, tr) },
     });
+}
+
+/// The block of `C` one call of [`driver`] computes: `rows` x `cols`, into `c` (which holds
+/// the columns `cols`; see [`run`]).
+struct Part<T> {
+    rows: Range<usize>,
+    cols: Range<usize>,
+    c: Out<T>,
 }
 
 /// Products with at most this many rows (at least twice as many columns, and `B` used
@@ -298,24 +407,18 @@ fn as_kernel<T: Float, U: Float>(k: MicroKernel<U>) -> MicroKernel<T> {
 /// 0.73-0.78 → 0.92-1.00, W1 batch 1000 0.77-0.81 → 0.94-0.96, W2 batch 128 unchanged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn avx512<T: Float>(
-    p: &Product<'_, T>,
-    cols: Range<usize>,
-    c: &mut [T],
-    ws: &mut Workspace<T>,
-    tr: bool,
-) {
+unsafe fn avx512<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace<T>, tr: bool) {
     use simd::{kernel_avx512 as k, Z32, Z64};
     match (is_f32::<T>(), tr, p.m) {
-        (true, true, _) => driver::<T, 32, 10, true>(p, cols, c, ws, as_kernel(k::<Z32, 2, 10>)),
-        (true, _, 0..=16) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 1, 8>)),
+        (true, true, _) => driver::<T, 32, 10, true>(p, part, ws, as_kernel(k::<Z32, 2, 10>)),
+        (true, _, 0..=16) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z32, 1, 8>)),
         (true, _, _) if p.op_a == Op::T => {
-            driver::<T, 32, 8, false>(p, cols, c, ws, as_kernel(k::<Z32, 2, 8>))
+            driver::<T, 32, 8, false>(p, part, ws, as_kernel(k::<Z32, 2, 8>))
         }
-        (true, _, _) => driver::<T, 64, 6, false>(p, cols, c, ws, as_kernel(k::<Z32, 4, 6>)),
-        (false, true, _) => driver::<T, 16, 10, true>(p, cols, c, ws, as_kernel(k::<Z64, 2, 10>)),
-        (false, _, 0..=8) => driver::<T, 8, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 1, 8>)),
-        (false, _, _) => driver::<T, 16, 8, false>(p, cols, c, ws, as_kernel(k::<Z64, 2, 8>)),
+        (true, _, _) => driver::<T, 64, 6, false>(p, part, ws, as_kernel(k::<Z32, 4, 6>)),
+        (false, true, _) => driver::<T, 16, 10, true>(p, part, ws, as_kernel(k::<Z64, 2, 10>)),
+        (false, _, 0..=8) => driver::<T, 8, 8, false>(p, part, ws, as_kernel(k::<Z64, 1, 8>)),
+        (false, _, _) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z64, 2, 8>)),
     }
 }
 
@@ -324,59 +427,52 @@ fn avx512<T: Float>(
 /// (`tr`) 2 x 5.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn avx2<T: Float>(
-    p: &Product<'_, T>,
-    cols: Range<usize>,
-    c: &mut [T],
-    ws: &mut Workspace<T>,
-    tr: bool,
-) {
+unsafe fn avx2<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace<T>, tr: bool) {
     use simd::{kernel_avx2 as k, Y32, Y64};
     match (is_f32::<T>(), tr, p.m) {
-        (true, true, _) => driver::<T, 16, 5, true>(p, cols, c, ws, as_kernel(k::<Y32, 2, 5>)),
-        (true, _, 0..=8) => driver::<T, 8, 8, false>(p, cols, c, ws, as_kernel(k::<Y32, 1, 8>)),
-        (true, _, _) => driver::<T, 16, 6, false>(p, cols, c, ws, as_kernel(k::<Y32, 2, 6>)),
-        (false, true, _) => driver::<T, 8, 5, true>(p, cols, c, ws, as_kernel(k::<Y64, 2, 5>)),
-        (false, _, 0..=4) => driver::<T, 4, 8, false>(p, cols, c, ws, as_kernel(k::<Y64, 1, 8>)),
-        (false, _, _) => driver::<T, 8, 6, false>(p, cols, c, ws, as_kernel(k::<Y64, 2, 6>)),
+        (true, true, _) => driver::<T, 16, 5, true>(p, part, ws, as_kernel(k::<Y32, 2, 5>)),
+        (true, _, 0..=8) => driver::<T, 8, 8, false>(p, part, ws, as_kernel(k::<Y32, 1, 8>)),
+        (true, _, _) => driver::<T, 16, 6, false>(p, part, ws, as_kernel(k::<Y32, 2, 6>)),
+        (false, true, _) => driver::<T, 8, 5, true>(p, part, ws, as_kernel(k::<Y64, 2, 5>)),
+        (false, _, 0..=4) => driver::<T, 4, 8, false>(p, part, ws, as_kernel(k::<Y64, 1, 8>)),
+        (false, _, _) => driver::<T, 8, 6, false>(p, part, ws, as_kernel(k::<Y64, 2, 6>)),
     }
 }
 
 /// Any processor: small tiles of plain loops.
-fn portable<T: Float>(
-    p: &Product<'_, T>,
-    cols: Range<usize>,
-    c: &mut [T],
-    ws: &mut Workspace<T>,
-    tr: bool,
-) {
+unsafe fn portable<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace<T>, tr: bool) {
     match (is_f32::<T>(), tr) {
-        (true, true) => driver::<T, 8, 4, true>(p, cols, c, ws, kernel_portable::<T, 8, 4>),
-        (true, false) => driver::<T, 8, 4, false>(p, cols, c, ws, kernel_portable::<T, 8, 4>),
-        (false, true) => driver::<T, 4, 4, true>(p, cols, c, ws, kernel_portable::<T, 4, 4>),
-        (false, false) => driver::<T, 4, 4, false>(p, cols, c, ws, kernel_portable::<T, 4, 4>),
+        (true, true) => driver::<T, 8, 4, true>(p, part, ws, kernel_portable::<T, 8, 4>),
+        (true, false) => driver::<T, 8, 4, false>(p, part, ws, kernel_portable::<T, 8, 4>),
+        (false, true) => driver::<T, 4, 4, true>(p, part, ws, kernel_portable::<T, 4, 4>),
+        (false, false) => driver::<T, 4, 4, false>(p, part, ws, kernel_portable::<T, 4, 4>),
     }
 }
 
 /// The largest `MR NR` of any kernel: the scratch tile for edges.
 const MAX_TILE: usize = 32 * 12;
 
-/// The blocked loops around the micro-kernel (inlined into each instruction-set variant).
-/// With `TR` the product computed is `Cᵀ` (`p` is the transposed product, `cols` all its
-/// columns) and every tile is written back transposed into `c`, which holds `C`.
+/// The blocked loops around the micro-kernel (inlined into each instruction-set variant),
+/// over the block `part` of `C`. With `TR` the product computed is `Cᵀ` (`p` is the
+/// transposed product, `part` the whole of it) and every tile is written back transposed into
+/// `part.c`, which holds `C`.
+///
+/// # Safety
+/// As for [`run`]: no other thread touches the part's rows of its columns; the processor has
+/// the kernel's instruction set.
 #[inline(always)]
-fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
+unsafe fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
     p: &Product<'_, T>,
-    cols: Range<usize>,
-    c: &mut [T],
+    part: Part<T>,
     ws: &mut Workspace<T>,
     kernel: MicroKernel<T>,
 ) {
     assert!(MR * NR <= MAX_TILE);
+    let Part { rows, cols, c } = part;
     let (m, k) = (p.m, p.k);
     // Inner dimension in equal blocks of at most KC.
     let kc_max = k.div_ceil(k.div_ceil(KC));
-    let mc_max = round_up(m.min(MC), MR);
+    let mc_max = round_up(rows.len().min(MC), MR);
     let nc_max = round_up(cols.len().min(NC), NR);
     let apack = aligned(&mut ws.a, mc_max * kc_max);
     let bpack = aligned(&mut ws.b, kc_max * nc_max);
@@ -389,7 +485,7 @@ fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
             let kc = (k - pc).min(kc_max);
             let bp = &mut bpack[..kc * round_up(nc, NR)];
             // Full panels read in place, or everything packed.
-            let direct = if m.div_ceil(MR) <= DIRECT_B_MAX_PANELS || p.op_b == Op::N {
+            let direct = if rows.len().div_ceil(MR) <= DIRECT_B_MAX_PANELS || p.op_b == Op::N {
                 nc / NR
             } else {
                 0
@@ -404,9 +500,9 @@ fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
             );
             // Later blocks of the inner dimension add to what the first one wrote.
             let beta = if pc == 0 { p.beta } else { T::one() };
-            let mut ic = 0;
-            while ic < m {
-                let mc = (m - ic).min(MC);
+            let mut ic = rows.start;
+            while ic < rows.end {
+                let mc = (rows.end - ic).min(MC);
                 let ap = &mut apack[..round_up(mc, MR) * kc];
                 // Full panels read in place, or everything packed.
                 let direct_a = if p.op_a == Op::N && cols.len() <= DIRECT_A_MAX_COLS {
@@ -450,11 +546,12 @@ fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
                         };
                         let at = i + j * m;
                         if !TR && mr == MR && nr == NR {
-                            let tile = &mut c[at..at + (NR - 1) * m + MR];
-                            // SAFETY: the panels hold kc MR and kc NR values, `tile` spans
-                            // the whole MR x NR tile at column stride m, and the processor
-                            // has the kernel's features (checked in `run`).
-                            unsafe { kernel(kc, asrc, bsrc, tile.as_mut_ptr(), m, p.alpha, beta) };
+                            // The whole MR x NR tile at column stride m (bounds-checked).
+                            let tile = c.at(at, (NR - 1) * m + MR);
+                            // SAFETY: the panels hold kc MR and kc NR values, the tile lies in
+                            // C and in this part's rows, and the processor has the kernel's
+                            // features (checked in `run`).
+                            unsafe { kernel(kc, asrc, bsrc, tile, m, p.alpha, beta) };
                         } else {
                             // An edge tile: compute it whole into the scratch tile, then add
                             // the part inside C.
@@ -474,10 +571,15 @@ fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
                                 if TR {
                                     // Cᵀ[i + ii, j + jj] is C[j + jj, i + ii].
                                     for (ii, &v) in src[..mr].iter().enumerate() {
-                                        put(&mut c[j + jj + (i + ii) * p.n], v);
+                                        // SAFETY: a TR product is never split.
+                                        put(
+                                            &mut unsafe { c.run(j + jj + (i + ii) * p.n, 1) }[0],
+                                            v,
+                                        );
                                     }
                                 } else {
-                                    let dst = &mut c[at + jj * m..][..mr];
+                                    // SAFETY: this part's rows of one column.
+                                    let dst = unsafe { c.run(at + jj * m, mr) };
                                     for (d, &v) in dst.iter_mut().zip(src) {
                                         put(d, v);
                                     }
@@ -1259,11 +1361,19 @@ mod tests {
     #[test]
     fn threaded_products_match_naive() {
         let mut rng = StdRng::seed_from_u64(11);
+        // Split by rows where `B` is used as stored and `A` has at least as many rows as `C`
+        // has columns (the first, second and fourth shapes; the fourth in a short last part),
+        // else by columns.
         for threads in [2, 3] {
-            for &shape in &[(128, 100, 400), (256, 33, 700), (96, 784, 64)] {
-                for op_b in [Op::N, Op::T] {
-                    check::<f32>(&mut rng, Isa::best(), threads, Op::N, op_b, shape, 1.0, 0.0);
-                    check::<f64>(&mut rng, Isa::best(), threads, Op::T, op_b, shape, 1.0, 2.0);
+            for &shape in &[
+                (128, 100, 400),
+                (256, 33, 700),
+                (96, 784, 64),
+                (300, 40, 300),
+            ] {
+                for (op_a, op_b) in [(Op::N, Op::N), (Op::N, Op::T), (Op::T, Op::N)] {
+                    check::<f32>(&mut rng, Isa::best(), threads, op_a, op_b, shape, 1.0, 0.0);
+                    check::<f64>(&mut rng, Isa::best(), threads, op_a, op_b, shape, 0.5, 2.0);
                 }
             }
         }
@@ -1285,7 +1395,8 @@ mod tests {
                 b: &b,
                 beta: 0.0,
             };
-            run(&p, 0..m, &mut c, Isa::best());
+            // SAFETY: `c` is borrowed whole.
+            unsafe { run(&p, 0..m, 0..m, Out::new(&mut c), Isa::best()) };
             assert!(c[..m * m].iter().all(|&v| v == m as f32));
             WORKSPACE_F32.with(|w| {
                 let w = w.borrow();
