@@ -892,13 +892,18 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 #predict_result
             }
 
-            /// Inference on a batch, one column per sample (dropout is the identity).
+            /// Inference on a batch, one column per sample (dropout is the identity). Large
+            /// batches are split into one part of columns per thread (`kernel::split_batch`),
+            /// each part running every layer; the result has the same bits either way.
             #[must_use]
             pub fn forward(&self, x: &#rt::Batch<#t, #input>) -> #rt::Batch<#t, #output> {
-                let n = x.ncols();
-                let x = x.as_slice();
-                #(#forward)*
-                #rt::Batch::<#t, #output>::from_vec_generic(#rt::nalgebra::Const::<#output>, #rt::nalgebra::Dyn(n), #forward_result)
+                let columns = x.ncols();
+                let y = #rt::kernel::split_batch(x.as_slice(), #input, #output, Self::FLOPS, &|x: &[#t]| {
+                    let n = x.len() / #input;
+                    #(#forward)*
+                    #forward_result
+                });
+                #rt::Batch::<#t, #output>::from_vec_generic(#rt::nalgebra::Const::<#output>, #rt::nalgebra::Dyn(columns), y)
             }
 
             /// Training-mode forward pass: records every layer's output (and dropout masks,

@@ -392,6 +392,47 @@ pub(crate) fn run_parts<P: Send>(
     });
 }
 
+/// Batch computations with at least this many multiply-adds (columns times multiply-adds per
+/// column) are split into one part of columns per thread by [`split_batch`]: W1's forward
+/// pass (101,632 multiply-adds per sample) from 21 samples, W2's (664,064) from 4.
+pub const BATCH_PARALLEL_MIN: usize = 1 << 21;
+
+/// `f(x)` for a batch `x` of columns of `rows_in` values (column-major), where `f` returns
+/// `rows_out` values per column and computes each column independently of the others
+/// (inference of a network on a batch). With [`threads`] above 1 (feature `threads`) and at
+/// least [`BATCH_PARALLEL_MIN`] multiply-adds (`madds_per_column` each), the columns are
+/// split into one contiguous part per thread and `f` runs on each part at once, on the
+/// calling thread and the persistent helpers, every layer and elementwise pass included; the
+/// products inside a part then stay on its thread. Each column's result has the same bits
+/// either way.
+///
+/// # Panics
+/// If `f` returns other than `rows_out` values per column of its part (a bug in the caller).
+pub fn split_batch<T: Float>(
+    x: &[T],
+    rows_in: usize,
+    rows_out: usize,
+    madds_per_column: usize,
+    f: &(dyn Fn(&[T]) -> Vec<T> + Sync),
+) -> Vec<T> {
+    #[cfg(feature = "threads")]
+    {
+        let n = x.len().checked_div(rows_in).unwrap_or(0);
+        let t = threads().min(MAX_PARTS).min(n);
+        if t > 1 && n.saturating_mul(madds_per_column) >= BATCH_PARALLEL_MIN {
+            let per = n.div_ceil(t);
+            let mut y = vec![T::zero(); rows_out * n];
+            let parts = x.chunks(rows_in * per).zip(y.chunks_mut(rows_out * per));
+            run_parts(t, parts, &|_, (x, y): (&[T], &mut [T])| {
+                y.copy_from_slice(&f(x));
+            });
+            return y;
+        }
+    }
+    let _ = (rows_in, rows_out, madds_per_column);
+    f(x)
+}
+
 /// `y += W x` for the rows of `y`: `w[i + j * ld]` is the weight of row `i` and column `j`.
 fn matvec_rows<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
