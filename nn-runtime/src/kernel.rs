@@ -68,7 +68,8 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 const PARALLEL_MIN_FLOPS: usize = 1 << 24;
 
 /// Sets how many threads large matrix products, single-sample products of large layers
-/// ([`matvec_bias`]) and Adam steps on large tensors may use (at least 1). Without the
+/// ([`matvec_bias`]), batch inference ([`split_batch`]) and Adam steps on large tensors may
+/// use (at least 1). Without the
 /// `threads` feature everything runs on the calling thread. The default comes from the
 /// environment variable `NN_NUM_THREADS`, else 1.
 ///

@@ -229,7 +229,7 @@ impl<T> Out<T> {
     ///
     /// # Safety
     /// No other thread may read or write them while the slice lives.
-    unsafe fn run<'a>(self, at: usize, len: usize) -> &'a mut [T] {
+    unsafe fn slice<'a>(self, at: usize, len: usize) -> &'a mut [T] {
         // SAFETY: in bounds (checked by `at`); exclusivity is the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.at(at, len), len) }
     }
@@ -296,7 +296,7 @@ unsafe fn run<T: Float>(
         // No products to add: C = beta C.
         for j in 0..cols.len() {
             // SAFETY: these rows are this caller's (see above).
-            for v in unsafe { c.run(rows.start + j * p.m, rows.len()) } {
+            for v in unsafe { c.slice(rows.start + j * p.m, rows.len()) } {
                 *v = if p.beta == T::zero() {
                     T::zero()
                 } else {
@@ -573,13 +573,13 @@ unsafe fn driver<T: Float, const MR: usize, const NR: usize, const TR: bool>(
                                     for (ii, &v) in src[..mr].iter().enumerate() {
                                         // SAFETY: a TR product is never split.
                                         put(
-                                            &mut unsafe { c.run(j + jj + (i + ii) * p.n, 1) }[0],
+                                            &mut unsafe { c.slice(j + jj + (i + ii) * p.n, 1) }[0],
                                             v,
                                         );
                                     }
                                 } else {
                                     // SAFETY: this part's rows of one column.
-                                    let dst = unsafe { c.run(at + jj * m, mr) };
+                                    let dst = unsafe { c.slice(at + jj * m, mr) };
                                     for (d, &v) in dst.iter_mut().zip(src) {
                                         put(d, v);
                                     }
