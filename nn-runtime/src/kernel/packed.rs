@@ -132,20 +132,19 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
         // system is slow to schedule does not hold the caller up: the caller then takes its
         // part too (see `pool`).
         if threads > 1 && work >= PARALLEL_MIN_FLOPS && split_rows(p) {
-            // Whole 64-row panels per part; every part reads all of `B` in place.
-            let per = round_up(p.m.div_ceil(threads), ROW_PART_MULTIPLE);
+            // Whole 64-row panels per part; every part reads all of `B` in place. Handed out
+            // by `run_parts`, so each thread takes the same rows of `A` on every call.
+            let per = round_up(
+                p.m.div_ceil(threads.min(super::MAX_PARTS)),
+                ROW_PART_MULTIPLE,
+            );
             let parts = p.m.div_ceil(per);
             if parts > 1 {
-                let next = std::sync::atomic::AtomicUsize::new(0);
                 let out = Out::new(c);
-                pool::run(threads.min(parts), &|| loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= parts {
-                        break;
-                    }
-                    let rows = i * per..((i + 1) * per).min(p.m);
+                let rows = (0..parts).map(|i| i * per..((i + 1) * per).min(p.m));
+                super::run_parts(threads, rows, &|_, rows| {
                     // SAFETY: every part writes only its own rows of `C`.
-                    unsafe { run(p, rows, 0..p.n, out, isa) };
+                    unsafe { run(p, rows, 0..p.n, out, isa) }
                 });
                 return;
             }
