@@ -737,6 +737,11 @@ mod tests {
         }
     }
 
+    /// The bits of every value, for exact comparisons.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
     #[test]
     fn matvec_skips_zero_inputs_and_changes_no_other_bit() {
         // Runs of zeros (both signs) shorter and longer than a scan chunk, non-zeros at chunk
@@ -792,8 +797,8 @@ mod tests {
                     let mut y = vec![f32::NAN; m];
                     matvec_on(&w, &x, Some(&b), &mut y, threads);
                     assert_eq!(
-                        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        bits(&y),
+                        bits(&want),
                         "{m}x{k}, pattern {p}, {threads} threads"
                     );
                 }
@@ -836,11 +841,7 @@ mod tests {
                 for _ in 0..3 {
                     let mut y = vec![f32::NAN; m];
                     matvec_on(&w, &x, Some(&b), &mut y, threads);
-                    assert_eq!(
-                        y.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        "{m}x{k} on {threads} threads"
-                    );
+                    assert_eq!(bits(&y), bits(&one), "{m}x{k} on {threads} threads");
                 }
             }
         }
