@@ -701,9 +701,14 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
 
     // ---- backward: from the output gradient to every parameter gradient
     let mut back = Vec::new();
+    // backward_sgd: the same chain with input gradients only, then the checks and updates.
+    let mut back_sgd = Vec::new();
+    let mut sgd_checks = Vec::new();
+    let mut sgd_updates = Vec::new();
     let mut grad = format_ident!("grad_out");
     for (k, l) in net.layers.iter().enumerate().rev() {
         back.push(marker(l));
+        back_sgd.push(marker(l));
         let w = &l.output;
         let out = Gen::out_buf(l);
         // Only the output layer's activation is skipped, when the loss gave the gradient with
@@ -729,9 +734,14 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                         "backward",
                         quote!(&#z[..#w * n], &#out[..#w * n], &mut #grad[..#w * n], #w),
                     );
-                    back.push(guard(call));
+                    back.push(guard(call.clone()));
+                    back_sgd.push(guard(call));
                 }
                 let input = &input_of[k];
+                sgd_checks
+                    .push(quote!(#rt::kernel::weight_gradient_finite(#input, &#grad[..#w * n], n)));
+                sgd_updates
+                    .push(quote!(self.#f.add_scaled_gradient(#input, &#grad[..#w * n], n, scale);));
                 if l.position == 0 {
                     back.push(
                         quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, None);),
@@ -740,14 +750,18 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                     let dx = Gen::dx_buf(l);
                     let i = &l.input;
                     back.push(quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, Some(&mut #dx[..#i * n]));));
+                    back_sgd.push(
+                        quote!(self.#f.input_gradient(&#grad[..#w * n], n, &mut #dx[..#i * n]);),
+                    );
                     grad = dx;
                 }
             }
             LayerKind::Dropout { .. } => {
                 let mask = Gen::mask_buf(l);
-                back.push(
-                    quote!(#rt::layer::dropout_backward(&#mask[..#w * n], &mut #grad[..#w * n]);),
-                );
+                let call =
+                    quote!(#rt::layer::dropout_backward(&#mask[..#w * n], &mut #grad[..#w * n]););
+                back.push(call.clone());
+                back_sgd.push(call);
             }
             LayerKind::Activation(a) => {
                 let input = &input_of[k];
@@ -756,10 +770,18 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                     "backward",
                     quote!(#input, &#out[..#w * n], &mut #grad[..#w * n], #w),
                 );
-                back.push(guard(call));
+                back.push(guard(call.clone()));
+                back_sgd.push(guard(call));
             }
         }
     }
+
+    // A network without dense layers has nothing to check (or update).
+    let sgd_guard = if sgd_checks.is_empty() {
+        quote!()
+    } else {
+        quote!(if !(#(#sgd_checks)&&*) { return false; })
+    };
 
     let logits = g.logits_buf();
     let out_last = Gen::out_buf(&net.layers[net.layers.len() - 1]);
@@ -955,6 +977,27 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 #(#back)*
             }
 
+            /// Backward pass fused with a plain SGD step (`scale = −lr`): every input gradient
+            /// from the weights before the step, then each dense layer's parameters updated
+            /// by its weight-gradient product, `W ← scale·dZ Xᵀ + W`, `b ← b + scale·dZ 1`.
+            /// Returns `false`, changing nothing, unless every gradient is sure to be finite
+            /// (then call `backward` and check the gradients).
+            pub fn backward_sgd(
+                &mut self,
+                x: #rt::BatchView<'_, #t, #input>,
+                tape: &mut #tape_name,
+                wrt: #rt::GradientOf,
+                scale: #t,
+            ) -> bool {
+                let n = tape.batch;
+                let x = &x.as_slice()[..#input * n];
+                let #tape_name { #(#buffer_names,)* .. } = tape;
+                #(#back_sgd)*
+                #sgd_guard
+                #(#sgd_updates)*
+                true
+            }
+
             /// A Keras-style table of the layers, output shapes and parameter counts.
             pub fn summary(&self) -> #rt::summary::Summary {
                 #rt::summary::Summary {
@@ -1020,6 +1063,10 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
 
             fn backward(&self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, wrt: #rt::GradientOf, grads: &mut #grads_name) {
                 #name::backward(self, x, tape, wrt, grads)
+            }
+
+            fn backward_sgd(&mut self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, wrt: #rt::GradientOf, scale: #t) -> bool {
+                #name::backward_sgd(self, x, tape, wrt, scale)
             }
 
             fn for_each_param_grad(

@@ -253,6 +253,48 @@ pub fn all_finite<T: Float>(x: &[T]) -> bool {
     (lanes.iter().fold(tail, |a, &l| a + l)).is_finite()
 }
 
+/// The largest magnitude in `x` (0 for an empty slice), or `None` if a value is NaN or
+/// infinite; one vectorized pass (sixteen lanes of running maxima, and the `x * 0` sum of
+/// [`all_finite`]).
+pub fn max_abs<T: Float>(x: &[T]) -> Option<T> {
+    let mut max = [T::zero(); 16];
+    let mut zero = [T::zero(); 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in chunks.by_ref() {
+        for ((m, z), &v) in max.iter_mut().zip(zero.iter_mut()).zip(c) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
+            *z += v * T::zero();
+        }
+    }
+    let (mut m, mut z) = (T::zero(), T::zero());
+    for &v in chunks.remainder().iter().chain(&max) {
+        m = if v.abs() > m { v.abs() } else { m };
+    }
+    for &v in chunks.remainder() {
+        z += v * T::zero();
+    }
+    (zero.iter().fold(z, |a, &l| a + l).is_finite() && m.is_finite()).then_some(m)
+}
+
+/// Whether the weight gradient `dZ Xᵀ` and bias gradient `dZ 1` of a dense layer over `n`
+/// samples are sure to be finite, from their factors alone: every value of `x` and `dz` is
+/// finite and `n · max|dZ| · max(max|X|, 1) ≤ MAX / 4`. Each entry of either product is a sum
+/// of `n` terms bounded by `max|dZ| · max|X|` (or `max|dZ|`), and the factor 4 leaves room for
+/// the rounding of the partial sums, so no sum can overflow.
+///
+/// The converse does not hold (a huge `max|X|` may meet only small `dZ` values), so a caller
+/// that needs certainty computes the products when this is false:
+/// [`Network::backward_sgd`](crate::Network::backward_sgd) falls back to the plain backward
+/// pass then.
+pub fn weight_gradient_finite<T: Float>(x: &[T], dz: &[T], n: usize) -> bool {
+    let (Some(mx), Some(mz)) = (max_abs(x), max_abs(dz)) else {
+        return false;
+    };
+    let n = T::of(n as f64);
+    n * mz * mx.max(T::one()) <= T::max_value() / T::of(4.0)
+}
+
 /// `y = W x + b` for one sample: `W` is `m x k` column-major, `x` has `k`, `y` and `b` have `m`.
 ///
 /// Walks `W` column by column (`y += x_j W[:, j]`): a block of rows keeps its partial sums in
@@ -697,6 +739,40 @@ mod tests {
             }
         }
         assert!(all_finite::<f64>(&[]));
+    }
+
+    #[test]
+    fn max_abs_is_the_largest_magnitude_or_none_for_a_non_finite_value() {
+        assert_eq!(max_abs::<f32>(&[]), Some(0.0));
+        for len in [1, 15, 16, 17, 40] {
+            let mut x: Vec<f64> = (0..len).map(|i| (i as f64 * 0.37).sin()).collect();
+            for at in [0, len / 2, len - 1] {
+                let keep = x[at];
+                x[at] = -3.5;
+                assert_eq!(max_abs(&x), Some(3.5), "len {len}, -3.5 at {at}");
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    x[at] = bad;
+                    assert_eq!(max_abs(&x), None, "len {len}, {bad} at {at}");
+                }
+                x[at] = keep;
+            }
+        }
+    }
+
+    #[test]
+    fn weight_gradient_finite_bounds_every_sum() {
+        let x = [0.5f32, -2.0, 1.0];
+        let dz = [0.25f32, -1.0];
+        assert!(weight_gradient_finite(&x, &dz, 3));
+        // n · max|dZ| · max|X| just under and over MAX / 4 (X below 1 counts as 1).
+        let quarter = f32::MAX / 4.0;
+        assert!(weight_gradient_finite(&[quarter / 2.0], &[1.0], 2));
+        assert!(!weight_gradient_finite(&[quarter], &[1.0], 2));
+        assert!(!weight_gradient_finite(&[0.5], &[quarter], 2));
+        assert!(!weight_gradient_finite(&[1e30f32], &[1e30], 1));
+        assert!(weight_gradient_finite(&[1e30f64], &[1e30], 1));
+        assert!(!weight_gradient_finite(&[f32::NAN], &dz, 1));
+        assert!(!weight_gradient_finite(&x, &[f32::INFINITY], 1));
     }
 
     #[test]

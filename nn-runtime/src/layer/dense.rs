@@ -120,18 +120,62 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             }
         }
         if let Some(dx) = dx {
-            gemm(
-                Op::T,
-                Op::N,
-                IN,
-                n,
-                OUT,
-                T::one(),
-                self.weight.as_slice(),
-                dz,
-                T::zero(),
-                dx,
-            );
+            self.input_gradient(dz, n, dx);
+        }
+    }
+
+    /// `dL/dX = Wᵀ dZ` into `dx` (`IN x n`) from `dz = dL/dZ` (`OUT x n`): the part of
+    /// [`Dense::backward`] that passes the gradient on to the layer below.
+    pub fn input_gradient(&self, dz: &[T], n: usize, dx: &mut [T]) {
+        gemm(
+            Op::T,
+            Op::N,
+            IN,
+            n,
+            OUT,
+            T::one(),
+            self.weight.as_slice(),
+            &dz[..OUT * n],
+            T::zero(),
+            dx,
+        );
+    }
+
+    /// Adds `a` times the parameter gradient to the parameters, without storing the gradient:
+    /// `W ← W + a·(dZ Xᵀ)`, `b ← b + a·(dZ 1)`, with `x` (`IN x n`) the layer's input and `dz`
+    /// (`OUT x n`) `dL/dZ`. With `a = −lr` this is a plain SGD step; the weight update is the
+    /// weight-gradient product itself (`C = a·A B + C`), so the gradient is never written out
+    /// and read back. Each entry differs from `W + a·g` with a stored `g` only in that the
+    /// product is rounded once, after scaling by `a`, instead of twice.
+    pub fn add_scaled_gradient(&mut self, x: &[T], dz: &[T], n: usize, a: T) {
+        let dz = &dz[..OUT * n];
+        gemm(
+            Op::N,
+            Op::T,
+            OUT,
+            IN,
+            n,
+            a,
+            dz,
+            x,
+            T::one(),
+            self.weight.as_mut_slice(),
+        );
+        if let Some(b) = self.bias.as_mut() {
+            let b = b.as_mut_slice();
+            let mut db = [T::zero(); 64];
+            for (rows, part) in b.chunks_mut(64).enumerate() {
+                let db = &mut db[..part.len()];
+                db.fill(T::zero());
+                for col in dz.chunks_exact(OUT) {
+                    for (d, &g) in db.iter_mut().zip(&col[64 * rows..]) {
+                        *d += g;
+                    }
+                }
+                for (v, &d) in part.iter_mut().zip(db.iter()) {
+                    *v += a * d;
+                }
+            }
         }
     }
 }

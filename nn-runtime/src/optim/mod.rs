@@ -83,6 +83,14 @@ pub trait Optimizer<T: Float>: Send {
     fn begin_step(&mut self);
     /// Updates one tensor in place from its gradient.
     fn update(&mut self, tensor: &TensorInfo, param: &mut [T], grad: &[T]);
+    /// `Some(s)` when this optimizer's next step is `θ ← θ + s·g` for every tensor and keeps
+    /// no state but the step count: plain SGD (`s = −lr`, or `lr` when maximizing). The
+    /// trainer then fuses the step into the backward pass
+    /// ([`Network::backward_sgd`](crate::Network::backward_sgd)) and calls only
+    /// [`Optimizer::begin_step`]. The default is `None`.
+    fn linear_step(&self) -> Option<f64> {
+        None
+    }
     /// The state, for a checkpoint.
     fn state(&self) -> OptimizerState<T>;
     /// Restores a state saved by [`Optimizer::state`].
@@ -277,6 +285,22 @@ mod tests {
             s[0] = if t == 1 { g } else { mu * s[0] + g };
             p - lr * (g + mu * s[0])
         });
+    }
+
+    #[test]
+    fn only_plain_sgd_is_a_linear_step() {
+        let linear = |o: &dyn Optimizer<f64>| o.linear_step();
+        assert_eq!(linear(&Sgd::new(0.1)), Some(-0.1));
+        assert_eq!(linear(&Sgd::new(0.1).maximize(true)), Some(0.1));
+        // Dampening and Nesterov only matter with momentum.
+        assert_eq!(linear(&Sgd::new(0.1).dampening(0.5)), Some(-0.1));
+        assert_eq!(linear(&Sgd::new(0.1).momentum(0.9)), None);
+        assert_eq!(linear(&Sgd::new(0.1).weight_decay(1e-4)), None);
+        assert_eq!(linear(&Adam::new(0.1)), None);
+        assert_eq!(linear(&Adagrad::new(0.1)), None);
+        assert_eq!(linear(&RmsProp::new(0.1)), None);
+        assert_eq!(linear(&AdaMax::new(0.1)), None);
+        assert_eq!(linear(&AdamW::new(0.1)), None);
     }
 
     #[test]

@@ -150,6 +150,11 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         self.step = self.step.saturating_add(1);
     }
 
+    fn linear_step(&self) -> Option<f64> {
+        let plain = self.momentum == 0.0 && self.weight_decay == 0.0;
+        plain.then_some(if self.maximize { self.lr } else { -self.lr })
+    }
+
     fn update(&mut self, tensor: &TensorInfo, param: &mut [T], grad: &[T]) {
         let neg_lr = T::of(-self.lr);
         let sign = if self.maximize { -T::one() } else { T::one() };

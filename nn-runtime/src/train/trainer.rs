@@ -468,6 +468,10 @@ impl<L, O> Trainer<'_, L, O> {
             l2: self.l2,
             include_bias: self.penalize_bias,
         };
+        // Without a penalty or clipping, a plain SGD step is fused into the backward pass
+        // (`Network::backward_sgd`): the gradients are never stored, read back and checked.
+        let fusable =
+            self.clip.is_none() && N::TENSORS.iter().all(|t| penalty.coefficients(t).is_none());
 
         let mut history = History {
             epochs: Vec::new(),
@@ -524,29 +528,43 @@ impl<L, O> Trainer<'_, L, O> {
                     batch: b,
                     source,
                 })?;
-                net.backward(x, &mut tape, wrt, &mut grads);
-                let value = value.to_f64() + penalty.apply(&*net, &mut grads);
-                let mut finite = true;
-                grads.for_each_tensor(&mut |_, g| finite &= crate::kernel::all_finite(g));
-                if !value.is_finite() || !finite {
-                    return Err(TrainError::NonFinite {
-                        epoch,
-                        batch: b,
-                        what: if value.is_finite() {
-                            "gradient"
-                        } else {
-                            "loss"
-                        },
-                    });
-                }
-                match self.clip {
-                    Some(Clip::Norm(max)) => {
-                        crate::regularization::clip_grad_norm(&mut grads, max);
+                let scale = self.optimizer.linear_step().filter(|_| fusable);
+                let fused = match scale {
+                    // A non-finite loss takes the checked path below, which reports it.
+                    Some(s) if value.is_finite() => net.backward_sgd(x, &mut tape, wrt, T::of(s)),
+                    _ => false,
+                };
+                let value = if fused {
+                    self.optimizer.begin_step();
+                    value.to_f64()
+                } else {
+                    net.backward(x, &mut tape, wrt, &mut grads);
+                    let value = value.to_f64() + penalty.apply(&*net, &mut grads);
+                    let mut finite = true;
+                    grads.for_each_tensor(&mut |_, g| finite &= crate::kernel::all_finite(g));
+                    if !value.is_finite() || !finite {
+                        return Err(TrainError::NonFinite {
+                            epoch,
+                            batch: b,
+                            what: if value.is_finite() {
+                                "gradient"
+                            } else {
+                                "loss"
+                            },
+                        });
                     }
-                    Some(Clip::Value(v)) => crate::regularization::clip_grad_value(&mut grads, v),
-                    None => {}
-                }
-                self.optimizer.step(net, &grads);
+                    match self.clip {
+                        Some(Clip::Norm(max)) => {
+                            crate::regularization::clip_grad_norm(&mut grads, max);
+                        }
+                        Some(Clip::Value(v)) => {
+                            crate::regularization::clip_grad_value(&mut grads, v)
+                        }
+                        None => {}
+                    }
+                    self.optimizer.step(net, &grads);
+                    value
+                };
                 holds = None;
                 let parts = tape.output_parts();
                 tally.add(value, parts.output, OUT, ws.targets(train.labels(), n));
