@@ -195,6 +195,17 @@ impl Gen<'_> {
         quote!(#rt::activation::Activation::<#t>::#m(&#a, #args);)
     }
 
+    /// `out = f(W x + b)` for dense layer `f`: the product alone for the identity, else with
+    /// the activation (applied in the product's epilogue when element-wise).
+    fn dense_forward(&self, f: &Ident, act: Act, x: TokenStream, out: TokenStream) -> TokenStream {
+        if act == Act::Identity {
+            quote!(self.#f.forward(#x, #out, n);)
+        } else {
+            let a = self.act(act);
+            quote!(self.#f.forward_activated(#x, #out, n, &#a);)
+        }
+    }
+
     fn init(&self, init: Init) -> TokenStream {
         let rt = self.rt;
         match init {
@@ -623,13 +634,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                     None => quote!(x),
                     Some(c) => quote!(&#c),
                 };
-                forward.push(quote! {
-                    let mut #f = ::std::vec![#zero; #o * n];
-                    self.#f.forward(#src, &mut #f, n);
-                });
-                if *activation != Act::Identity {
-                    forward.push(g.act_call(*activation, "forward_in_place", quote!(&mut #f, #o)));
-                }
+                forward.push(quote!(let mut #f = ::std::vec![#zero; #o * n];));
+                forward.push(g.dense_forward(f, *activation, src, quote!(&mut #f)));
                 cur = Some(f.clone());
             }
             LayerKind::Dropout { .. } => {}
@@ -674,14 +680,12 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                         quote!(&#z[..#w * n], &mut #out[..#w * n], #w),
                     ));
                 } else {
-                    train.push(quote!(self.#f.forward(#cur, &mut #out[..#w * n], n);));
-                    if *activation != Act::Identity {
-                        train.push(g.act_call(
-                            *activation,
-                            "forward_in_place",
-                            quote!(&mut #out[..#w * n], #w),
-                        ));
-                    }
+                    train.push(g.dense_forward(
+                        f,
+                        *activation,
+                        cur.clone(),
+                        quote!(&mut #out[..#w * n]),
+                    ));
                 }
             }
             LayerKind::Dropout { p } => {

@@ -15,6 +15,10 @@ pub trait Activation<T: Float>: Copy + Debug + Send + Sync + 'static {
     /// Whether [`Activation::backward`] needs the pre-activation `z`; when false it needs only
     /// the output `a = f(z)`, and `z` may be overwritten in place.
     const NEEDS_Z: bool;
+    /// Whether `f` works value by value, so that it may be applied to any block of a batch
+    /// (a dense layer then applies it in its product's epilogue, part by part). False for
+    /// [`Softmax`], which needs whole columns.
+    const ELEMENTWISE: bool = false;
 
     /// `a = f(z)` over a batch whose columns have `rows` values.
     fn forward(&self, z: &[T], a: &mut [T], rows: usize);
@@ -46,6 +50,7 @@ macro_rules! elementwise_activation {
         impl<T: Float> Activation<T> for $ty {
             const NAME: &'static str = <$ty as Elementwise<T>>::NAME;
             const NEEDS_Z: bool = <$ty as Elementwise<T>>::NEEDS_Z;
+            const ELEMENTWISE: bool = true;
 
             #[inline]
             fn forward(&self, z: &[T], a: &mut [T], _rows: usize) {

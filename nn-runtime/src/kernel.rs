@@ -140,6 +140,35 @@ pub fn gemm<T: Float>(
     beta: T,
     c: &mut [T],
 ) {
+    gemm_then(op_a, op_b, m, n, k, alpha, a, b, beta, c, None);
+}
+
+/// What [`gemm_then`] runs on the product it computed: `then(i, j, values)` with `values` the
+/// rows `i..i + values.len()` of column `j` of `C`, every element of `C` exactly once. The
+/// packed kernel calls it on each part of a product split over threads as soon as the part is
+/// done, on the thread that computed it, while the part is still in that core's cache: a
+/// dense layer adds its bias and applies an element-wise activation this way, without passes
+/// of their own over `Z` on one thread.
+pub type Epilogue<'a, T> = &'a (dyn Fn(usize, usize, &mut [T]) + Sync);
+
+/// [`gemm()`], then `then` (if given) over all of `C` (see [`Epilogue`]).
+///
+/// # Panics
+/// As [`gemm()`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_then<T: Float>(
+    op_a: Op,
+    op_b: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: T,
+    a: &[T],
+    b: &[T],
+    beta: T,
+    c: &mut [T],
+    then: Option<Epilogue<'_, T>>,
+) {
     assert!(a.len() >= m * k, "gemm: A holds {} < {m}x{k}", a.len());
     assert!(b.len() >= k * n, "gemm: B holds {} < {k}x{n}", b.len());
     assert!(c.len() >= m * n, "gemm: C holds {} < {m}x{n}", c.len());
@@ -147,10 +176,7 @@ pub fn gemm<T: Float>(
         return;
     }
     match kernel() {
-        Kernel::Reference => {
-            reference_gemm(op_a, op_b, m, n, k, alpha, a, b, beta, c);
-            return;
-        }
+        Kernel::Reference => reference_gemm(op_a, op_b, m, n, k, alpha, a, b, beta, c),
         Kernel::Packed => {
             let p = packed::Product {
                 op_a,
@@ -163,37 +189,44 @@ pub fn gemm<T: Float>(
                 b,
                 beta,
             };
-            packed::gemm(&p, c);
+            packed::gemm(&p, c, then);
             return;
         }
-        Kernel::GemmCrate => {}
+        Kernel::GemmCrate => {
+            let (rsa, csa) = match op_a {
+                Op::N => (1, m as isize),
+                Op::T => (k as isize, 1),
+            };
+            let (rsb, csb) = match op_b {
+                Op::N => (1, k as isize),
+                Op::T => (n as isize, 1),
+            };
+            // SAFETY: the asserts above bound every index the strides produce; `c` is a
+            // unique borrow.
+            unsafe {
+                T::gemm_raw(
+                    m,
+                    k,
+                    n,
+                    alpha,
+                    a.as_ptr(),
+                    rsa,
+                    csa,
+                    b.as_ptr(),
+                    rsb,
+                    csb,
+                    beta,
+                    c.as_mut_ptr(),
+                    1,
+                    m as isize,
+                )
+            }
+        }
     }
-    let (rsa, csa) = match op_a {
-        Op::N => (1, m as isize),
-        Op::T => (k as isize, 1),
-    };
-    let (rsb, csb) = match op_b {
-        Op::N => (1, k as isize),
-        Op::T => (n as isize, 1),
-    };
-    // SAFETY: the asserts above bound every index the strides produce; `c` is a unique borrow.
-    unsafe {
-        T::gemm_raw(
-            m,
-            k,
-            n,
-            alpha,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            1,
-            m as isize,
-        )
+    if let Some(then) = then {
+        for (j, col) in c[..m * n].chunks_exact_mut(m).enumerate() {
+            then(0, j, col);
+        }
     }
 }
 

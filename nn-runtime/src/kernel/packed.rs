@@ -19,6 +19,7 @@
 //! Large products may be split by columns over persistent helper threads (feature `threads`),
 //! which keep their own workspaces: no allocation on the calling thread either.
 
+use super::Epilogue;
 use super::Op;
 use crate::scalar::Float;
 use std::any::Any;
@@ -115,13 +116,45 @@ fn round_up(x: usize, to: usize) -> usize {
 const PARALLEL_MIN_FLOPS: usize = 1 << 21;
 
 /// Computes the product into `c` (`m x n`, column-major), its columns split over
-/// [`super::threads`] threads when the product is large (feature `threads`).
-pub(crate) fn gemm<T: Float>(p: &Product<'_, T>, c: &mut [T]) {
-    gemm_on(p, c, super::threads(), Isa::best());
+/// [`super::threads`] threads when the product is large (feature `threads`); then, if given,
+/// `then` on every column of every part, on the thread that computed it
+/// (see [`super::Epilogue`]).
+pub(crate) fn gemm<T: Float>(p: &Product<'_, T>, c: &mut [T], then: Option<Epilogue<'_, T>>) {
+    gemm_on(p, c, super::threads(), Isa::best(), then);
+}
+
+/// Runs the part of `p` over `rows x cols` (see [`run`]), then `then` on each of its columns.
+///
+/// # Safety
+/// As for [`run`].
+unsafe fn run_then<T: Float>(
+    p: &Product<'_, T>,
+    rows: Range<usize>,
+    cols: Range<usize>,
+    c: Out<T>,
+    isa: Isa,
+    then: Option<Epilogue<'_, T>>,
+) {
+    // SAFETY: the caller's promise.
+    unsafe { run(p, rows.clone(), cols.clone(), c, isa) };
+    if let Some(then) = then {
+        for (jj, j) in cols.enumerate() {
+            // SAFETY: this part's rows of one of its columns (the caller's promise).
+            then(rows.start, j, unsafe {
+                c.slice(rows.start + jj * p.m, rows.len())
+            });
+        }
+    }
 }
 
 /// [`gemm`] on up to `threads` threads with the kernels of `isa`.
-fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) {
+fn gemm_on<T: Float>(
+    p: &Product<'_, T>,
+    c: &mut [T],
+    threads: usize,
+    isa: Isa,
+    then: Option<Epilogue<'_, T>>,
+) {
     let c = &mut c[..p.m * p.n];
     #[cfg(feature = "threads")]
     {
@@ -144,7 +177,7 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
                 let rows = (0..parts).map(|i| i * per..((i + 1) * per).min(p.m));
                 super::run_parts(threads, rows, &|_, rows| {
                     // SAFETY: every part writes only its own rows of `C`.
-                    unsafe { run(p, rows, 0..p.n, out, isa) }
+                    unsafe { run_then(p, rows, 0..p.n, out, isa, then) }
                 });
                 return;
             }
@@ -160,12 +193,13 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
                     let start = i * per;
                     // SAFETY: `chunk` is this part's own columns.
                     unsafe {
-                        run(
+                        run_then(
                             p,
                             0..p.m,
                             start..(start + per).min(p.n),
                             Out::new(chunk),
                             isa,
+                            then,
                         )
                     };
                 }
@@ -175,7 +209,7 @@ fn gemm_on<T: Float>(p: &Product<'_, T>, c: &mut [T], threads: usize, isa: Isa) 
     }
     let _ = threads;
     // SAFETY: `c` is borrowed whole.
-    unsafe { run(p, 0..p.m, 0..p.n, Out::new(c), isa) };
+    unsafe { run_then(p, 0..p.m, 0..p.n, Out::new(c), isa, then) };
 }
 
 /// Row parts of a split product are multiples of this many rows (whole panels of every
@@ -1258,9 +1292,27 @@ mod tests {
             b: &bt,
             beta: T::of(beta),
         };
-        gemm_on(&p, &mut c, threads, isa);
+        // An epilogue that doubles every value and counts its visits: each element of C
+        // exactly once, whatever the split.
+        let visits: Vec<std::sync::atomic::AtomicU8> = (0..m * n)
+            .map(|_| std::sync::atomic::AtomicU8::new(0))
+            .collect();
+        let twice = |i: usize, j: usize, col: &mut [T]| {
+            for (ii, v) in col.iter_mut().enumerate() {
+                visits[i + ii + j * m].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *v = *v + *v;
+            }
+        };
+        gemm_on(&p, &mut c, threads, isa, Some(&twice));
+        assert!(
+            visits
+                .iter()
+                .all(|v| v.load(std::sync::atomic::Ordering::Relaxed) == 1),
+            "{isa:?} T{threads} {op_a:?}{op_b:?} {m}x{n}x{k}: the epilogue missed or repeated \
+             an element"
+        );
         for (idx, ((got, w), t)) in c.iter().zip(&want).zip(&tol).enumerate() {
-            let err = (Float::to_f64(*got) - w).abs();
+            let err = (Float::to_f64(*got) / 2.0 - w).abs();
             assert!(
                 err <= *t,
                 "{} {isa:?} T{threads} {op_a:?}{op_b:?} {m}x{n}x{k} alpha {alpha} beta {beta}: \

@@ -1,7 +1,8 @@
 //! Fully connected layer: `Z = W X + b 1ᵀ`.
 
+use crate::activation::Activation;
 use crate::init::Init;
-use crate::kernel::{gemm, matvec_bias, Op};
+use crate::kernel::{gemm, gemm_then, matvec_bias, Epilogue, Op};
 use crate::param::Param;
 use crate::scalar::Float;
 use nalgebra::SVector;
@@ -67,19 +68,45 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     }
 
     /// `Z = W X + b 1ᵀ` for a batch of `n` samples: `x` is `IN x n`, `z` is `OUT x n`
-    /// (column-major, one column per sample).
+    /// (column-major, one column per sample). The bias is added by the product's epilogue.
     pub fn forward(&self, x: &[T], z: &mut [T], n: usize) {
-        let z = &mut z[..OUT * n];
-        let beta = match &self.bias {
+        match &self.bias {
             Some(b) => {
-                for col in z.chunks_exact_mut(OUT) {
-                    col.copy_from_slice(b.as_slice());
-                }
-                T::one()
+                let b = b.as_slice();
+                self.product(x, z, n, Some(&|i, _, col: &mut [T]| add_bias(col, &b[i..])));
             }
-            None => T::zero(),
-        };
-        gemm(
+            None => self.product(x, z, n, None),
+        }
+    }
+
+    /// `A = f(W X + b 1ᵀ)` into `a` (`OUT x n`). An element-wise `f` is applied with the bias
+    /// by the product's epilogue: on each part of a product split over threads, by the thread
+    /// that computed it, while the part is in its cache, instead of in passes of their own
+    /// over `A` on one thread. Other activations (softmax) run after the product.
+    pub fn forward_activated<A: Activation<T>>(&self, x: &[T], a: &mut [T], n: usize, f: &A) {
+        if !A::ELEMENTWISE {
+            self.forward(x, a, n);
+            f.forward_in_place(&mut a[..OUT * n], OUT);
+            return;
+        }
+        let bias = self.bias.as_ref().map(Param::as_slice);
+        self.product(
+            x,
+            a,
+            n,
+            Some(&|i, _, col: &mut [T]| {
+                if let Some(b) = bias {
+                    add_bias(col, &b[i..]);
+                }
+                let rows = col.len();
+                f.forward_in_place(col, rows);
+            }),
+        );
+    }
+
+    /// `Z = W X` then `then` on it (see [`Epilogue`]).
+    fn product(&self, x: &[T], z: &mut [T], n: usize, then: Option<Epilogue<'_, T>>) {
+        gemm_then(
             Op::N,
             Op::N,
             OUT,
@@ -88,8 +115,9 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             T::one(),
             self.weight.as_slice(),
             x,
-            beta,
-            z,
+            T::zero(),
+            &mut z[..OUT * n],
+            then,
         );
     }
 
@@ -180,6 +208,14 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     }
 }
 
+/// `z_i += b_i` down one column run (`b` starts at the run's first row).
+#[inline]
+fn add_bias<T: Float>(z: &mut [T], b: &[T]) {
+    for (v, &b) in z.iter_mut().zip(b) {
+        *v += b;
+    }
+}
+
 /// The parameter count of dense layers given as `(IN, OUT, bias)`: `Σ IN·OUT (+ OUT with a
 /// bias)`, or `Err(k)` if the sum first overflows `usize` at the `k`-th layer (from 0).
 ///
@@ -258,6 +294,39 @@ mod tests {
             for i in 0..3 {
                 assert!((zs[i] - z[3 * s + i]).abs() < 1e-12);
             }
+        }
+    }
+
+    #[test]
+    fn activated_forward_has_the_bits_of_forward_then_the_activation() {
+        use crate::activation::{LeakyRelu, Relu, Softmax, Tanh};
+        fn check<A: Activation<f32>>(f: A, bias: bool) {
+            let mut rng = StdRng::seed_from_u64(5);
+            let mut layer = Dense::<f32, 300, 70>::init(Init::He, bias, &mut rng);
+            if let Some(b) = layer.bias.as_mut() {
+                *b = Param::from_fn(|i, _| 0.01 * i as f32 - 0.3);
+            }
+            for n in [1, 9, 64] {
+                let x: Vec<f32> = (0..300 * n).map(|i| (i as f32 * 0.37).sin()).collect();
+                let mut want = vec![0.0; 70 * n];
+                layer.forward(&x, &mut want, n);
+                f.forward_in_place(&mut want, 70);
+                let mut got = vec![f32::NAN; 70 * n];
+                layer.forward_activated(&x, &mut got, n, &f);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{}, bias {bias}, n {n}", A::NAME);
+            }
+        }
+        for bias in [true, false] {
+            check(Relu, bias);
+            check(Tanh, bias);
+            check(
+                LeakyRelu::<f32> {
+                    negative_slope: 0.1,
+                },
+                bias,
+            );
+            check(Softmax, bias);
         }
     }
 
