@@ -710,6 +710,9 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let mut sgd_checks = Vec::new();
     let mut sgd_updates = Vec::new();
     let mut grad = format_ident!("grad_out");
+    // Whether the layer below's activation derivative was applied by the input-gradient
+    // product's epilogue (when the layer below is a dense layer with an activation).
+    let mut derivative_done = false;
     for (k, l) in net.layers.iter().enumerate().rev() {
         back.push(marker(l));
         back_sgd.push(marker(l));
@@ -727,7 +730,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         match &l.kind {
             LayerKind::Dense { activation, .. } => {
                 let f = &l.name;
-                if *activation != Act::Identity {
+                if *activation != Act::Identity && !std::mem::take(&mut derivative_done) {
                     let z = if g.keeps_z(l) {
                         Gen::z_buf(l)
                     } else {
@@ -753,10 +756,30 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 } else {
                     let dx = Gen::dx_buf(l);
                     let i = &l.input;
-                    back.push(quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, Some(&mut #dx[..#i * n]));));
-                    back_sgd.push(
-                        quote!(self.#f.input_gradient(&#grad[..#w * n], n, &mut #dx[..#i * n]);),
-                    );
+                    let below = &net.layers[k - 1];
+                    match below.kind {
+                        LayerKind::Dense {
+                            activation: act, ..
+                        } if act != Act::Identity => {
+                            // dX through the activation of the layer below, in one pass.
+                            let a = g.act(act);
+                            let out = Gen::out_buf(below);
+                            let z = if g.keeps_z(below) {
+                                Gen::z_buf(below)
+                            } else {
+                                out.clone()
+                            };
+                            let dx_call = quote!(self.#f.input_gradient_activated(&#grad[..#w * n], n, &mut #dx[..#i * n], &#a, &#z[..#i * n], &#out[..#i * n]););
+                            back.push(quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, None);));
+                            back.push(dx_call.clone());
+                            back_sgd.push(dx_call);
+                            derivative_done = true;
+                        }
+                        _ => {
+                            back.push(quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, Some(&mut #dx[..#i * n]));));
+                            back_sgd.push(quote!(self.#f.input_gradient(&#grad[..#w * n], n, &mut #dx[..#i * n]);));
+                        }
+                    }
                     grad = dx;
                 }
             }

@@ -169,6 +169,44 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         );
     }
 
+    /// [`Dense::input_gradient`] carried on through the activation `f` of the layer below,
+    /// whose pre-activation and output are `z` and `a` (`IN x n`; `z` may be `a` when `f`
+    /// does not need it): `dx = (Wᵀ dZ) ⊙ f'(z)`. An element-wise `f` is applied by the
+    /// product's epilogue, part by part on the thread that computed it; others after it.
+    pub fn input_gradient_activated<A: Activation<T>>(
+        &self,
+        dz: &[T],
+        n: usize,
+        dx: &mut [T],
+        f: &A,
+        z: &[T],
+        a: &[T],
+    ) {
+        if !A::ELEMENTWISE {
+            self.input_gradient(dz, n, dx);
+            f.backward(&z[..IN * n], &a[..IN * n], &mut dx[..IN * n], IN);
+            return;
+        }
+        let (z, a) = (&z[..IN * n], &a[..IN * n]);
+        gemm_then(
+            Op::T,
+            Op::N,
+            IN,
+            n,
+            OUT,
+            T::one(),
+            self.weight.as_slice(),
+            &dz[..OUT * n],
+            T::zero(),
+            dx,
+            Some(&|i, j, col: &mut [T]| {
+                let at = i + j * IN;
+                let rows = col.len();
+                f.backward(&z[at..at + rows], &a[at..at + rows], col, rows);
+            }),
+        );
+    }
+
     /// Adds `a` times the parameter gradient to the parameters, without storing the gradient:
     /// `W ← W + a·(dZ Xᵀ)`, `b ← b + a·(dZ 1)`, with `x` (`IN x n`) the layer's input and `dz`
     /// (`OUT x n`) `dL/dZ`. With `a = −lr` this is a plain SGD step; the weight update is the
