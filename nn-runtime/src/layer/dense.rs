@@ -369,6 +369,32 @@ mod tests {
     }
 
     #[test]
+    fn activated_input_gradient_has_the_bits_of_input_gradient_then_the_derivative() {
+        use crate::activation::{Gelu, Relu, Softmax, Tanh};
+        fn check<A: Activation<f32>>(f: A) {
+            let mut rng = StdRng::seed_from_u64(6);
+            let layer = Dense::<f32, 300, 70>::init(Init::He, true, &mut rng);
+            for n in [1, 9, 64] {
+                let dz: Vec<f32> = (0..70 * n).map(|i| (i as f32 * 0.61).cos()).collect();
+                let z: Vec<f32> = (0..300 * n).map(|i| (i as f32 * 0.37).sin()).collect();
+                let mut a = vec![0.0; 300 * n];
+                f.forward(&z, &mut a, 300);
+                let mut want = vec![0.0; 300 * n];
+                layer.input_gradient(&dz, n, &mut want);
+                f.backward(&z, &a, &mut want, 300);
+                let mut got = vec![f32::NAN; 300 * n];
+                layer.input_gradient_activated(&dz, n, &mut got, &f, &z, &a);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{}, n {n}", A::NAME);
+            }
+        }
+        check(Relu);
+        check(Tanh);
+        check(Gelu);
+        check(Softmax);
+    }
+
+    #[test]
     fn backward_matches_finite_differences() {
         // L = Σ c ⊙ Z, so dL/dZ = c.
         let mut rng = StdRng::seed_from_u64(4);
