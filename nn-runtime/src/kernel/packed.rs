@@ -731,10 +731,23 @@ fn pack_b<T: Float, const NR: usize>(
             }
             // Row q of op(B) is a contiguous run of column pc + q of the stored B.
             Op::T => {
-                for (q, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                    let src = &b[j0 + (pc + q) * n..][..width];
-                    dst[..width].copy_from_slice(src);
-                    dst[width..].fill(T::zero());
+                if width == NR {
+                    // Fixed-size copies, inlined (a library call per row cost more than the
+                    // NR values it moved).
+                    for (q, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                        let src = &b[j0 + (pc + q) * n..][..NR];
+                        if let (Ok(dst), Ok(src)) =
+                            (<&mut [T; NR]>::try_from(dst), <&[T; NR]>::try_from(src))
+                        {
+                            *dst = *src;
+                        }
+                    }
+                } else {
+                    for (q, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                        let src = &b[j0 + (pc + q) * n..][..width];
+                        dst[..width].copy_from_slice(src);
+                        dst[width..].fill(T::zero());
+                    }
                 }
             }
         }
