@@ -783,9 +783,13 @@ mod tests {
                 let keep = x[at];
                 x[at] = -3.5;
                 assert_eq!(max_abs(&x), Some(3.5), "len {len}, -3.5 at {at}");
-                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                assert_eq!(max_abs(&x32), Some(3.5), "f32, len {len}, -3.5 at {at}");
+                for bad in [f64::NAN, -f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
                     x[at] = bad;
                     assert_eq!(max_abs(&x), None, "len {len}, {bad} at {at}");
+                    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                    assert_eq!(max_abs(&x32), None, "f32, len {len}, {bad} at {at}");
                 }
                 x[at] = keep;
             }
