@@ -3,6 +3,8 @@
 //!
 //! - `forward/<net>/b<N>`: `forward_train` on a batch of `N` (products, bias, activations);
 //! - `backward/<net>/b<N>`: `backward` from the fused softmax/cross-entropy gradient;
+//! - `backward_sgd/<net>/b<N>`: `backward_sgd`, the backward pass with a plain SGD step fused
+//!   into its weight-gradient products (no gradient stored, no separate step);
 //! - `loss/<net>/b<N>`: the fused loss and its gradient;
 //! - `step_sgd/<net>`, `step_adam/<net>`: one optimizer step over every parameter;
 //! - `predict/w1`: single-sample inference (the matrix-vector kernel).
@@ -86,6 +88,24 @@ fn train_kernels<N: Network<784, 10, Scalar = f32>>(c: &mut Criterion, name: &st
         g.throughput(Throughput::Elements(n as u64));
         g.bench_function(id, |b| {
             b.iter(|| net.backward(black_box(x.columns(0, n)), &mut tape, wrt, &mut grads))
+        });
+        g.finish();
+
+        // Backward with a plain SGD step fused into its products (what the trainer runs for
+        // `Sgd` without momentum): compare with `backward` plus `step_sgd`. A tiny rate keeps
+        // the weights where they are.
+        let mut g = c.benchmark_group("backward_sgd");
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new(name, format!("b{n}")), |b| {
+            b.iter(|| {
+                net.backward_sgd(
+                    black_box(x.columns(0, n)),
+                    &mut tape,
+                    wrt,
+                    -1e-9,
+                    &mut grads,
+                )
+            })
         });
         g.finish();
         net.backward(x.columns(0, n), &mut tape, wrt, &mut grads);

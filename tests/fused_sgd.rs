@@ -18,6 +18,7 @@ network! { W1 < dense(784 -> 128, relu), dropout(0.2), dense(128 -> 10, softmax)
 network! { Standalone: f64 < dense(5 -> 6), relu, dense(6 -> 6, bias = false), tanh, dropout(0.5), dense(6 -> 3), softmax > }
 network! { Wide: f64 < dense(40 -> 300, elu(0.7)), dense(300 -> 2, sigmoid) > }
 network! { Tiny < dense(1 -> 1) > }
+network! { TinyLeaky < dense(1 -> 1), leaky_relu(0.1) > }
 
 fn bits<T: Copy + Into<f64>>(v: &[T]) -> Vec<u64> {
     v.iter().map(|&x| x.into().to_bits()).collect()
@@ -82,7 +83,8 @@ fn both_ways<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
         x.as_view(),
         &mut tape,
         GradientOf::Output,
-        N::Scalar::of(scale)
+        N::Scalar::of(scale),
+        &mut grads
     ));
     (stepped, net.to_flat())
 }
@@ -130,17 +132,59 @@ fn fused_step_above_one_gemm_block_is_close() {
     kernel::set_threads(1);
 }
 
+/// `backward_sgd` on a recorded tape: whether it stepped, the parameters after it, and the
+/// gradients it wrote; then, on the same recording, what `backward` writes.
+fn refused<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
+    net: &mut N,
+    x: &Batch<N::Scalar, IN>,
+    set: impl Fn(&mut N::Tape),
+) -> (bool, Vec<N::Scalar>, Vec<N::Scalar>) {
+    let mut tape = net.new_tape();
+    net.forward_train(x.as_view(), &mut tape, &mut StdRng::seed_from_u64(9));
+    set(&mut tape);
+    let mut grads = net.zero_gradients();
+    let before = net.to_flat();
+    let stepped = net.backward_sgd(
+        x.as_view(),
+        &mut tape,
+        GradientOf::Output,
+        N::Scalar::of(-0.1),
+        &mut grads,
+    );
+    let after = net.to_flat();
+    if !stepped {
+        let nan_equal = |a: &[N::Scalar], b: &[N::Scalar]| {
+            a.iter()
+                .zip(b)
+                .all(|(a, b)| a == b || (a.to_f64().is_nan() && b.to_f64().is_nan()))
+        };
+        assert!(
+            nan_equal(&after, &before),
+            "a refused step changed the parameters"
+        );
+        // The fallback gradients are `backward`'s on the same recording (the output
+        // gradient's in-place steps applied once).
+        let mut fresh = net.new_tape();
+        net.forward_train(x.as_view(), &mut fresh, &mut StdRng::seed_from_u64(9));
+        set(&mut fresh);
+        let mut want = net.zero_gradients();
+        net.backward(x.as_view(), &mut fresh, GradientOf::Output, &mut want);
+        assert!(
+            nan_equal(&grads.to_flat(), &want.to_flat()),
+            "fallback gradients"
+        );
+    }
+    (stepped, before, grads.to_flat())
+}
+
 #[test]
-fn a_gradient_that_could_be_non_finite_changes_nothing() {
+fn a_gradient_that_could_be_non_finite_changes_nothing_and_is_handed_back() {
     for (what, bad) in [("NaN", f32::NAN), ("infinity", f32::INFINITY)] {
         let (mut net, mut x) = setup::<W1, 784, 10>(32, 7);
         x[(400, 5)] = bad;
-        let before = bits(&net.to_flat());
-        let mut tape = net.new_tape();
-        record(&net, &x, &mut tape, 7);
-        let stepped = net.backward_sgd(x.as_view(), &mut tape, GradientOf::Output, -0.1);
+        let (stepped, _, grads) = refused(&mut net, &x, |_| {});
         assert!(!stepped, "{what} in the input");
-        assert_eq!(bits(&net.to_flat()), before, "{what} in the input");
+        assert!(grads.iter().any(|g| !g.is_finite()), "{what} in the input");
     }
     // Finite factors whose product overflows: w = 1e-30, x = 1e38, z = 1e8, dL/dz = 10, so
     // dL/dw = 1e39, beyond f32. With dL/dz = 1e-3 the gradient is 1e35 and the step is taken.
@@ -148,32 +192,28 @@ fn a_gradient_that_could_be_non_finite_changes_nothing() {
         let mut net = Tiny::new(&mut StdRng::seed_from_u64(9));
         net.dense0.weight.as_mut_slice()[0] = 1e-30;
         let x = Batch::<f32, 1>::from_element(1, 1e38);
-        let mut tape = net.new_tape();
-        net.forward_train(x.as_view(), &mut tape, &mut StdRng::seed_from_u64(9));
-        tape.output_parts().grad[0] = dz;
-        let before = net.to_flat();
-        let mut grads = net.zero_gradients();
-        net.backward(x.as_view(), &mut tape, GradientOf::Output, &mut grads);
-        assert_eq!(grads.to_flat()[0].is_finite(), steps, "dL/dz = {dz}");
-        assert_eq!(
-            net.backward_sgd(x.as_view(), &mut tape, GradientOf::Output, -0.1),
-            steps
-        );
-        let after = net.to_flat();
+        let (stepped, before, grads) = refused(&mut net, &x, |t| t.output_parts().grad[0] = dz);
+        assert_eq!(stepped, steps, "dL/dz = {dz}");
         if steps {
-            assert_eq!(after[0], before[0] - 0.1 * grads.to_flat()[0]);
+            assert_eq!(net.to_flat()[0], before[0] - 0.1 * 1e35f32, "dL/dz = {dz}");
         } else {
-            assert_eq!(bits(&after), bits(&before), "dL/dz = {dz}");
+            assert_eq!(grads[0], f32::INFINITY, "dL/dz = {dz}");
         }
     }
+    // Refused with finite gradients: w = -1e-30, x = 1e38, z = -1e8, leaky ReLU's slope 0.1
+    // turns dL/da = 10 into dL/dz = 1 in place on the output gradient, and dL/dw = 1e38 (finite
+    // in f32) is above what the bound can vouch for. The gradient handed back must have the
+    // slope applied once (1e38, not 1e37): the trainer then checks it and steps.
+    let mut net = TinyLeaky::new(&mut StdRng::seed_from_u64(9));
+    net.dense0.weight.as_mut_slice()[0] = -1e-30;
+    let x = Batch::<f32, 1>::from_element(1, 1e38);
+    let (stepped, _, grads) = refused(&mut net, &x, |t| t.output_parts().grad[0] = 10.0);
+    assert!(!stepped);
+    assert_eq!(grads[0], 1e38);
     // A bad output gradient reaches every layer's factors.
     let (mut net, x) = setup::<Standalone, 5, 3>(4, 8);
-    let before = bits(&net.to_flat());
-    let mut tape = net.new_tape();
-    record(&net, &x, &mut tape, 8);
-    tape.output_parts().grad[2] = f64::NAN;
-    assert!(!net.backward_sgd(x.as_view(), &mut tape, GradientOf::Output, -0.1));
-    assert_eq!(bits(&net.to_flat()), before);
+    let (stepped, _, _) = refused(&mut net, &x, |t| t.output_parts().grad[2] = f64::NAN);
+    assert!(!stepped);
 }
 
 /// Three noisy classes in 784 dimensions, mostly zeros like MNIST.

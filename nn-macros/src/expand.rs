@@ -709,6 +709,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let mut back_sgd = Vec::new();
     let mut sgd_checks = Vec::new();
     let mut sgd_updates = Vec::new();
+    let mut sgd_fallback = Vec::new();
     let mut grad = format_ident!("grad_out");
     // Whether the layer below's activation derivative was applied by the input-gradient
     // product's epilogue (when the layer below is a dense layer with an activation).
@@ -749,6 +750,9 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                     .push(quote!(#rt::kernel::weight_gradient_finite(#input, &#grad[..#w * n], n)));
                 sgd_updates
                     .push(quote!(self.#f.add_scaled_gradient(#input, &#grad[..#w * n], n, scale);));
+                sgd_fallback.push(
+                    quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, None);),
+                );
                 if l.position == 0 {
                     back.push(
                         quote!(self.#f.backward(#input, &#grad[..#w * n], n, &mut grads.#f, None);),
@@ -807,7 +811,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     let sgd_guard = if sgd_checks.is_empty() {
         quote!()
     } else {
-        quote!(if !(#(#sgd_checks)&&*) { return false; })
+        quote!(if !(#(#sgd_checks)&&*) { #(#sgd_fallback)* return false; })
     };
 
     let logits = g.logits_buf();
@@ -1007,14 +1011,15 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             /// Backward pass fused with a plain SGD step (`scale = −lr`): every input gradient
             /// from the weights before the step, then each dense layer's parameters updated
             /// by its weight-gradient product, `W ← scale·dZ Xᵀ + W`, `b ← b + scale·dZ 1`.
-            /// Returns `false`, changing nothing, unless every gradient is sure to be finite
-            /// (then call `backward` and check the gradients).
+            /// Unless every gradient is sure to be finite, writes the gradients into `grads`
+            /// instead (as `backward` does), changes no parameter and returns `false`.
             pub fn backward_sgd(
                 &mut self,
                 x: #rt::BatchView<'_, #t, #input>,
                 tape: &mut #tape_name,
                 wrt: #rt::GradientOf,
                 scale: #t,
+                grads: &mut #grads_name,
             ) -> bool {
                 let n = tape.batch;
                 let x = &x.as_slice()[..#input * n];
@@ -1092,8 +1097,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 #name::backward(self, x, tape, wrt, grads)
             }
 
-            fn backward_sgd(&mut self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, wrt: #rt::GradientOf, scale: #t) -> bool {
-                #name::backward_sgd(self, x, tape, wrt, scale)
+            fn backward_sgd(&mut self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, wrt: #rt::GradientOf, scale: #t, grads: &mut #grads_name) -> bool {
+                #name::backward_sgd(self, x, tape, wrt, scale, grads)
             }
 
             fn for_each_param_grad(

@@ -529,16 +529,22 @@ impl<L, O> Trainer<'_, L, O> {
                     source,
                 })?;
                 let scale = self.optimizer.linear_step().filter(|_| fusable);
+                // `Some(stepped)` when the fused path ran: if it could not step, it wrote the
+                // gradients for the checked path. A non-finite loss takes the checked path,
+                // which reports it.
                 let fused = match scale {
-                    // A non-finite loss takes the checked path below, which reports it.
-                    Some(s) if value.is_finite() => net.backward_sgd(x, &mut tape, wrt, T::of(s)),
-                    _ => false,
+                    Some(s) if value.is_finite() => {
+                        Some(net.backward_sgd(x, &mut tape, wrt, T::of(s), &mut grads))
+                    }
+                    _ => None,
                 };
-                let value = if fused {
+                let value = if fused == Some(true) {
                     self.optimizer.begin_step();
                     value.to_f64()
                 } else {
-                    net.backward(x, &mut tape, wrt, &mut grads);
+                    if fused.is_none() {
+                        net.backward(x, &mut tape, wrt, &mut grads);
+                    }
                     let value = value.to_f64() + penalty.apply(&*net, &mut grads);
                     let mut finite = true;
                     grads.for_each_tensor(&mut |_, g| finite &= crate::kernel::all_finite(g));
