@@ -807,12 +807,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         }
     }
 
-    // A network without dense layers has nothing to check (or update).
-    let sgd_guard = if sgd_checks.is_empty() {
-        quote!()
-    } else {
-        quote!(if !(#(#sgd_checks)&&*) { #(#sgd_fallback)* return false; })
-    };
+    // Every network starts with a dense layer (checked), so there is at least one check.
+    let sgd_guard = quote!(if !(#(#sgd_checks)&&*) { #(#sgd_fallback)* return false; });
 
     let logits = g.logits_buf();
     let out_last = Gen::out_buf(&net.layers[net.layers.len() - 1]);
