@@ -86,7 +86,7 @@ pub trait Optimizer<T: Float>: Send {
     /// `Some(s)` when this optimizer's next step is `θ ← θ + s·g` for every tensor and keeps
     /// no state but the step count: plain SGD (`s = −lr`, or `lr` when maximizing). The
     /// trainer then fuses the step into the backward pass
-    /// ([`Network::backward_sgd`](crate::Network::backward_sgd)) and calls only
+    /// ([`Network::backward_sgd`]) and calls only
     /// [`Optimizer::begin_step`]. The default is `None`.
     fn linear_step(&self) -> Option<f64> {
         None
