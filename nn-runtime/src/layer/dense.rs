@@ -211,10 +211,10 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// `W ← W + a·(dZ Xᵀ)`, `b ← b + a·(dZ 1)`, with `x` (`IN x n`) the layer's input and `dz`
     /// (`OUT x n`) `dL/dZ`. With `a = −lr` this is a plain SGD step; the weight update is the
     /// weight-gradient product itself (`C = a·A B + C`), so the gradient is never written out
-    /// and read back. When the batch fits in one block of the product's inner dimension (256
-    /// samples) every weight becomes exactly `W + round(a·g)`, as with a stored gradient `g`;
-    /// larger batches add each block's share in turn. The bias sums are those of
-    /// [`Dense::backward`], in the same order.
+    /// and read back. With the packed kernel (the default), when the batch fits in one block
+    /// of the product's inner dimension (256 samples), every weight becomes exactly
+    /// `W + round(a·g)`, as with a stored gradient `g`; larger batches add each block's share
+    /// in turn. The bias sums are those of [`Dense::backward`], in the same order.
     pub fn add_scaled_gradient(&mut self, x: &[T], dz: &[T], n: usize, a: T) {
         let dz = &dz[..OUT * n];
         gemm(
