@@ -109,24 +109,24 @@ fn fused_step_has_the_bits_of_backward_then_sgd() {
     kernel::set_threads(1);
 }
 
+/// `max |a_i − b_i|`, each difference computed in the values' own type, then widened.
+fn largest_difference<T: Float>(a: &[T], b: &[T]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(&a, &b)| (a - b).abs().to_f64())
+        .fold(0.0, f64::max)
+}
+
 #[test]
 fn fused_step_above_one_gemm_block_is_close() {
     // Past 256 samples the fused update adds each block's share of the gradient on its own.
     for threads in [1, 2] {
         kernel::set_threads(threads);
         let (a, b) = both_ways::<W1, 784, 10>(600, 5, Sgd::new(0.1));
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = largest_difference(&a, &b);
         assert!(worst <= 1e-6, "W1, 600 samples: {worst}");
         let (a, b) = both_ways::<Wide, 40, 2>(257, 6, Sgd::new(0.2));
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f64, f64::max);
+        let worst = largest_difference(&a, &b);
         assert!(worst <= 1e-14, "Wide, 257 samples: {worst}");
     }
     kernel::set_threads(1);

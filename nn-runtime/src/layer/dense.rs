@@ -126,26 +126,9 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// `dL/dX = Wᵀ dZ` into `dx` (`IN x n`).
     pub fn backward(&self, x: &[T], dz: &[T], n: usize, grad: &mut Self, dx: Option<&mut [T]>) {
         let dz = &dz[..OUT * n];
-        gemm(
-            Op::N,
-            Op::T,
-            OUT,
-            IN,
-            n,
-            T::one(),
-            dz,
-            x,
-            T::zero(),
-            grad.weight.as_mut_slice(),
-        );
+        Self::weight_product(x, dz, n, T::one(), T::zero(), grad.weight.as_mut_slice());
         if let Some(db) = grad.bias.as_mut() {
-            let db = db.as_mut_slice();
-            db.fill(T::zero());
-            for col in dz.chunks_exact(OUT) {
-                for (d, &g) in db.iter_mut().zip(col) {
-                    *d += g;
-                }
-            }
+            Self::bias_sums(dz, 0, db.as_mut_slice());
         }
         if let Some(dx) = dx {
             self.input_gradient(dz, n, dx);
@@ -155,7 +138,29 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// `dL/dX = Wᵀ dZ` into `dx` (`IN x n`) from `dz = dL/dZ` (`OUT x n`): the part of
     /// [`Dense::backward`] that passes the gradient on to the layer below.
     pub fn input_gradient(&self, dz: &[T], n: usize, dx: &mut [T]) {
-        gemm(
+        self.input_product(dz, n, dx, None);
+    }
+
+    /// The weight-gradient product `C = alpha·(dZ Xᵀ) + beta·C` (`OUT x IN`), with `x` the
+    /// layer's input (`IN x n`) and `dz` its `dL/dZ` (`OUT x n`).
+    fn weight_product(x: &[T], dz: &[T], n: usize, alpha: T, beta: T, c: &mut [T]) {
+        gemm(Op::N, Op::T, OUT, IN, n, alpha, dz, x, beta, c);
+    }
+
+    /// `out_i = Σ_j dZ[first + i, j]`, the bias gradient of rows `first..first + out.len()`,
+    /// summed column by column from the first.
+    fn bias_sums(dz: &[T], first: usize, out: &mut [T]) {
+        out.fill(T::zero());
+        for col in dz.chunks_exact(OUT) {
+            for (d, &g) in out.iter_mut().zip(&col[first..]) {
+                *d += g;
+            }
+        }
+    }
+
+    /// `dX = Wᵀ dZ` then `then` on it (see [`Epilogue`]).
+    fn input_product(&self, dz: &[T], n: usize, dx: &mut [T], then: Option<Epilogue<'_, T>>) {
+        gemm_then(
             Op::T,
             Op::N,
             IN,
@@ -166,6 +171,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             &dz[..OUT * n],
             T::zero(),
             dx,
+            then,
         );
     }
 
@@ -188,16 +194,9 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
             return;
         }
         let (z, a) = (&z[..IN * n], &a[..IN * n]);
-        gemm_then(
-            Op::T,
-            Op::N,
-            IN,
+        self.input_product(
+            dz,
             n,
-            OUT,
-            T::one(),
-            self.weight.as_slice(),
-            &dz[..OUT * n],
-            T::zero(),
             dx,
             Some(&|i, j, col: &mut [T]| {
                 let at = i + j * IN;
@@ -217,29 +216,13 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// in turn. The bias sums are those of [`Dense::backward`], in the same order.
     pub fn add_scaled_gradient(&mut self, x: &[T], dz: &[T], n: usize, a: T) {
         let dz = &dz[..OUT * n];
-        gemm(
-            Op::N,
-            Op::T,
-            OUT,
-            IN,
-            n,
-            a,
-            dz,
-            x,
-            T::one(),
-            self.weight.as_mut_slice(),
-        );
+        Self::weight_product(x, dz, n, a, T::one(), self.weight.as_mut_slice());
         if let Some(b) = self.bias.as_mut() {
-            let b = b.as_mut_slice();
+            // The bias gradient 64 rows at a time, on the stack (no allocation per step).
             let mut db = [T::zero(); 64];
-            for (rows, part) in b.chunks_mut(64).enumerate() {
+            for (chunk, part) in b.as_mut_slice().chunks_mut(64).enumerate() {
                 let db = &mut db[..part.len()];
-                db.fill(T::zero());
-                for col in dz.chunks_exact(OUT) {
-                    for (d, &g) in db.iter_mut().zip(&col[64 * rows..]) {
-                        *d += g;
-                    }
-                }
+                Self::bias_sums(dz, 64 * chunk, db);
                 for (v, &d) in part.iter_mut().zip(db.iter()) {
                     *v += a * d;
                 }
