@@ -316,8 +316,8 @@ struct AdamConsts<T> {
 
 /// The Adam update of one tensor: one pass over contiguous memory, with the weight-decay
 /// choices made once per call (each combination is its own loop, free of per-element
-/// branches), compiled for AVX2 with FMA when the processor has them (detected at run time),
-/// else for the baseline instruction set; `f32` tensors skip the cost of frozen subnormal
+/// branches), compiled for AVX-512F or for AVX2 with FMA when the processor has them
+/// (detected at run time, see `Simd`), else for the baseline instruction set; `f32` tensors skip the cost of frozen subnormal
 /// moments ([`adam_loop_f32`]). Every path computes the same IEEE operations in the same
 /// order (Rust never contracts `a * b + c` into a fused multiply-add), so the results are
 /// bit-identical across processors.
@@ -419,17 +419,14 @@ fn adam_dispatch<T: Float, const COUPLED: bool, const DECOUPLED: bool>(
     v: &mut [T],
 ) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if Simd::detect() == Simd::Avx512 {
-            // SAFETY: the processor supports the features `adam_avx512` is compiled for.
-            unsafe { adam_avx512::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) };
-            return;
+    match Simd::detect() {
+        // SAFETY: the processor supports the features `adam_avx512` is compiled for.
+        Simd::Avx512 => {
+            return unsafe { adam_avx512::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) }
         }
-        if Simd::detect() == Simd::Avx2 {
-            // SAFETY: the processor supports the features `adam_avx2` is compiled for.
-            unsafe { adam_avx2::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) };
-            return;
-        }
+        // SAFETY: the processor supports the features `adam_avx2` is compiled for.
+        Simd::Avx2 => return unsafe { adam_avx2::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) },
+        Simd::Baseline => {}
     }
     adam_loop::<T, COUPLED, DECOUPLED>(k, param, grad, m, v);
 }
@@ -520,17 +517,16 @@ fn adam_f32_dispatch<const COUPLED: bool, const DECOUPLED: bool>(
 ) {
     let stuck = if COUPLED { 0 } else { stuck_max(&k) };
     #[cfg(target_arch = "x86_64")]
-    {
-        if Simd::detect() == Simd::Avx512 {
-            // SAFETY: the processor supports the features `adam_f32_avx512` is compiled for.
-            unsafe { adam_f32_avx512::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v) };
-            return;
+    match Simd::detect() {
+        // SAFETY: the processor supports the features `adam_f32_avx512` is compiled for.
+        Simd::Avx512 => {
+            return unsafe { adam_f32_avx512::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v) }
         }
-        if Simd::detect() == Simd::Avx2 {
-            // SAFETY: the processor supports the features `adam_f32_avx2` is compiled for.
-            unsafe { adam_f32_avx2::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v) };
-            return;
+        // SAFETY: the processor supports the features `adam_f32_avx2` is compiled for.
+        Simd::Avx2 => {
+            return unsafe { adam_f32_avx2::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v) }
         }
+        Simd::Baseline => {}
     }
     adam_loop_f32::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v);
 }
