@@ -317,8 +317,8 @@ struct AdamConsts<T> {
 /// The Adam update of one tensor: one pass over contiguous memory, with the weight-decay
 /// choices made once per call (each combination is its own loop, free of per-element
 /// branches), compiled for AVX-512F or for AVX2 with FMA when the processor has them
-/// (detected at run time, see `Simd`), else for the baseline instruction set; `f32` tensors skip the cost of frozen subnormal
-/// moments ([`adam_loop_f32`]). Every path computes the same IEEE operations in the same
+/// (detected at run time, see `Simd`), else for the baseline instruction set; `f32` tensors
+/// skip the cost of frozen subnormal moments ([`adam_loop_f32`]). Every path computes the same IEEE operations in the same
 /// order (Rust never contracts `a * b + c` into a fused multiply-add), so the results are
 /// bit-identical across processors.
 ///
@@ -397,6 +397,7 @@ enum Simd {
 
 #[cfg(target_arch = "x86_64")]
 impl Simd {
+    /// The widest of them this processor has (the standard library caches the detection).
     fn detect() -> Simd {
         if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
             Simd::Avx512
