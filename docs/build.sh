@@ -2,5 +2,7 @@
 # Builds the documentation book into docs/book (gitignored). Run from anywhere; CI calls it.
 set -eu
 cd "$(dirname "$0")/.."
-command -v mdbook >/dev/null 2>&1 || cargo install mdbook --locked --version ^0.4
+# Without the `serve` and `watch` features (a web server and a file watcher, not needed to
+# build): the install compiles in about 105 s instead of about 150 on two cores.
+command -v mdbook >/dev/null 2>&1 || cargo install mdbook --locked --version ^0.4 --no-default-features --features search
 mdbook build docs
