@@ -10,6 +10,7 @@ use crate::scalar::Float;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 mod packed;
+pub(crate) use packed::Isa;
 
 /// Which implementation [`gemm()`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -268,9 +268,10 @@ impl<T> Out<T> {
     }
 }
 
-/// The instruction sets the kernels are compiled for.
+/// The instruction sets the kernels are compiled for (also those of the Adam loops,
+/// `optim::adam`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Isa {
+pub(crate) enum Isa {
     /// AVX-512F (with AVX2 and FMA).
     Avx512,
     /// AVX2 with FMA.
@@ -300,7 +301,7 @@ impl Isa {
     }
 
     /// The fastest instruction set this processor supports.
-    fn best() -> Isa {
+    pub(crate) fn best() -> Isa {
         [Isa::Avx512, Isa::Avx2]
             .into_iter()
             .find(|i| i.supported())

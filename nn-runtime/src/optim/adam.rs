@@ -4,6 +4,8 @@ use super::slots::Slots;
 use super::{
     non_negative, pow_step, require, unit_interval, OptimError, Optimizer, OptimizerState,
 };
+#[cfg(target_arch = "x86_64")]
+use crate::kernel::Isa;
 use crate::network::TensorInfo;
 use crate::scalar::Float;
 
@@ -317,7 +319,7 @@ struct AdamConsts<T> {
 /// The Adam update of one tensor: one pass over contiguous memory, with the weight-decay
 /// choices made once per call (each combination is its own loop, free of per-element
 /// branches), compiled for AVX-512F or for AVX2 with FMA when the processor has them
-/// (detected at run time, see `Simd`), else for the baseline instruction set; `f32` tensors
+/// (detected at run time, see [`Isa::best`]), else for the baseline instruction set; `f32` tensors
 /// skip the cost of frozen subnormal moments ([`adam_loop_f32`]). Every path computes the same IEEE operations in the same
 /// order (Rust never contracts `a * b + c` into a fused multiply-add), so the results are
 /// bit-identical across processors.
@@ -382,35 +384,11 @@ fn adam_serial<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut 
     }
 }
 
-/// The vector instruction set the Adam loops are compiled for. AVX-512 where the processor
-/// has it: on AMD Zen 4 the 512-bit loop is 1.25-1.6x as fast as the 256-bit one (W1's
-/// 101,770 values, one process, interleaved; docs/performance.md); on the Intel Xeon of
-/// earlier measurements, where 512-bit square roots and divisions take twice as long as
-/// 256-bit ones, it gained nothing.
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    Avx512,
-    Avx2,
-    Baseline,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Simd {
-    /// The widest of them this processor has (the standard library caches the detection).
-    fn detect() -> Simd {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("fma") {
-            Simd::Avx512
-        } else if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            Simd::Avx2
-        } else {
-            Simd::Baseline
-        }
-    }
-}
-
 /// Runs [`adam_loop`] compiled for AVX-512F, else for AVX2 and FMA, when the processor has
-/// them ([`Simd`]).
+/// them ([`Isa::best`]). AVX-512 where the processor has it: on AMD Zen 4 the 512-bit loop is
+/// 1.25-1.6x as fast as the 256-bit one (W1's 101,770 values, one process, interleaved;
+/// docs/performance.md); on the Intel Xeon of earlier measurements, where 512-bit square
+/// roots and divisions take twice as long as 256-bit ones, it gained nothing.
 #[inline(always)]
 fn adam_dispatch<T: Float, const COUPLED: bool, const DECOUPLED: bool>(
     k: AdamConsts<T>,
@@ -420,14 +398,14 @@ fn adam_dispatch<T: Float, const COUPLED: bool, const DECOUPLED: bool>(
     v: &mut [T],
 ) {
     #[cfg(target_arch = "x86_64")]
-    match Simd::detect() {
+    match Isa::best() {
         // SAFETY: the processor supports the features `adam_avx512` is compiled for.
-        Simd::Avx512 => {
+        Isa::Avx512 => {
             return unsafe { adam_avx512::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) }
         }
         // SAFETY: the processor supports the features `adam_avx2` is compiled for.
-        Simd::Avx2 => return unsafe { adam_avx2::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) },
-        Simd::Baseline => {}
+        Isa::Avx2 => return unsafe { adam_avx2::<T, COUPLED, DECOUPLED>(k, param, grad, m, v) },
+        Isa::Portable => {}
     }
     adam_loop::<T, COUPLED, DECOUPLED>(k, param, grad, m, v);
 }
@@ -507,7 +485,7 @@ fn stuck_max(k: &AdamConsts<f32>) -> u32 {
 }
 
 /// [`adam_loop_f32`] compiled for AVX-512F, else for AVX2 and FMA, when the processor has
-/// them ([`Simd`]).
+/// them ([`Isa::best`]).
 #[inline(always)]
 fn adam_f32_dispatch<const COUPLED: bool, const DECOUPLED: bool>(
     k: AdamConsts<f32>,
@@ -518,16 +496,16 @@ fn adam_f32_dispatch<const COUPLED: bool, const DECOUPLED: bool>(
 ) {
     let stuck = if COUPLED { 0 } else { stuck_max(&k) };
     #[cfg(target_arch = "x86_64")]
-    match Simd::detect() {
+    match Isa::best() {
         // SAFETY: the processor supports the features `adam_f32_avx512` is compiled for.
-        Simd::Avx512 => {
+        Isa::Avx512 => {
             return unsafe { adam_f32_avx512::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v) }
         }
         // SAFETY: the processor supports the features `adam_f32_avx2` is compiled for.
-        Simd::Avx2 => {
+        Isa::Avx2 => {
             return unsafe { adam_f32_avx2::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v) }
         }
-        Simd::Baseline => {}
+        Isa::Portable => {}
     }
     adam_loop_f32::<COUPLED, DECOUPLED>(k, stuck, param, grad, m, v);
 }
