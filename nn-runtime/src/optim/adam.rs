@@ -319,10 +319,10 @@ struct AdamConsts<T> {
 /// The Adam update of one tensor: one pass over contiguous memory, with the weight-decay
 /// choices made once per call (each combination is its own loop, free of per-element
 /// branches), compiled for AVX-512F or for AVX2 with FMA when the processor has them
-/// (detected at run time, see [`Isa::best`]), else for the baseline instruction set; `f32` tensors
-/// skip the cost of frozen subnormal moments ([`adam_loop_f32`]). Every path computes the same IEEE operations in the same
-/// order (Rust never contracts `a * b + c` into a fused multiply-add), so the results are
-/// bit-identical across processors.
+/// (detected at run time, see [`Isa::best`]), else for the baseline instruction set; `f32`
+/// tensors skip the cost of frozen subnormal moments ([`adam_loop_f32`]). Every path computes
+/// the same IEEE operations in the same order (Rust never contracts `a * b + c` into a fused
+/// multiply-add), so the results are bit-identical across processors.
 ///
 /// Large tensors are split over the kernel threads ([`crate::kernel::set_threads`]): each
 /// value's update is independent of the others, so the results do not change.
@@ -385,10 +385,10 @@ fn adam_serial<T: Float>(k: AdamConsts<T>, param: &mut [T], grad: &[T], m: &mut 
 }
 
 /// Runs [`adam_loop`] compiled for AVX-512F, else for AVX2 and FMA, when the processor has
-/// them ([`Isa::best`]). AVX-512 where the processor has it: on AMD Zen 4 the 512-bit loop is
-/// 1.25-1.6x as fast as the 256-bit one (W1's 101,770 values, one process, interleaved;
-/// docs/performance.md); on the Intel Xeon of earlier measurements, where 512-bit square
-/// roots and divisions take twice as long as 256-bit ones, it gained nothing.
+/// them ([`Isa::best`]). On AMD Zen 4 the 512-bit loop is 1.25-1.6x as fast as the 256-bit
+/// one (W1's 101,770 values, one process, interleaved; docs/performance.md); on the Intel Xeon
+/// of earlier measurements, where 512-bit square roots and divisions take twice as long as
+/// 256-bit ones, it gained nothing.
 #[inline(always)]
 fn adam_dispatch<T: Float, const COUPLED: bool, const DECOUPLED: bool>(
     k: AdamConsts<T>,
