@@ -22,7 +22,9 @@
 //!   zero pixels, so its time depends on the image); two lines before the last give the median
 //!   on test image 0 alone and on a dense input (every pixel 0.5), for reference;
 //!   infer1000: `forward` on a batch of 1,000 test images, 50 batches per run, `--epochs` runs.
-//! - `--threads` sets the threads of the large matrix products (`kernel::set_threads`).
+//! - `--threads` sets the threads of the large matrix products (`kernel::set_threads`). With
+//!   more than one, each train run also reports how many steps the trainer's
+//!   `kernel::ThreadGovernor` ran on one thread because two were slower at the time.
 
 use nn::prelude::*;
 use nn::runtime::data::{mnist, Dataset};
@@ -105,13 +107,14 @@ fn train<N: Network<784, 10, Scalar = f32>>(
     let mut rates = Vec::new();
     for run in 0..a.runs {
         let mut net = N::init(&mut StdRng::seed_from_u64(run as u64));
-        let seconds = match a.opt.as_str() {
+        let (seconds, alone) = match a.opt.as_str() {
             "sgd" => epoch(&mut net, Sgd::new(0.1), a.batch, data)?,
             "adam" => epoch(&mut net, Adam::new(1e-3), a.batch, data)?,
             other => return Err(format!("unknown optimizer `{other}` (sgd or adam)").into()),
         };
         let rate = data.len() as f64 / seconds;
-        println!("run {run}: {seconds:.3} s, {rate:.0} samples/s");
+        let steps = data.len().div_ceil(a.batch);
+        println!("run {run}: {seconds:.3} s, {rate:.0} samples/s, {alone} of {steps} steps alone");
         rates.push(rate);
     }
     Ok(median(rates))
@@ -122,7 +125,7 @@ fn epoch<N, O>(
     opt: O,
     batch: usize,
     data: &Dataset<f32, 784>,
-) -> Result<f64, Box<dyn Error>>
+) -> Result<(f64, u64), Box<dyn Error>>
 where
     N: Network<784, 10, Scalar = f32>,
     O: Optimizer<f32>,
@@ -133,8 +136,11 @@ where
         .shuffle(false)
         .progress(Progress::Off);
     let started = Instant::now();
-    trainer.fit(net, data, None)?;
-    Ok(started.elapsed().as_secs_f64())
+    let history = trainer.fit(net, data, None)?;
+    Ok((
+        started.elapsed().as_secs_f64(),
+        history.epochs.iter().map(|e| e.steps_alone).sum(),
+    ))
 }
 
 /// Batch-1000 inference throughput, median over runs.

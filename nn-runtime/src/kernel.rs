@@ -9,7 +9,9 @@
 use crate::scalar::Float;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
+mod governor;
 mod packed;
+pub use governor::{GovernedStep, ThreadGovernor};
 pub(crate) use packed::Isa;
 
 /// Which implementation [`gemm()`] runs.

@@ -135,6 +135,7 @@ mod tests {
                 learning_rate: 1e-3,
                 seconds: 1.0,
                 samples_per_second: 1000.0,
+                steps_alone: 0,
             })
             .collect();
         let history = History {
@@ -171,6 +172,7 @@ mod tests {
                 learning_rate: 1e-3,
                 seconds: 1.0,
                 samples_per_second: 1000.0,
+                steps_alone: 0,
             })
             .collect();
         let history = History {

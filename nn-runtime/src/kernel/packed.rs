@@ -182,27 +182,25 @@ fn gemm_on<T: Float>(
                 return;
             }
         }
-        let per = round_up(p.n.div_ceil(threads.max(1)), 16);
+        let per = round_up(p.n.div_ceil(threads.clamp(1, super::MAX_PARTS)), 16);
         let parts = p.n.div_ceil(per);
         if threads > 1 && parts > 1 && work >= PARALLEL_MIN_FLOPS {
-            let chunks = std::sync::Mutex::new(c.chunks_mut(p.m * per).enumerate());
-            pool::run(threads.min(parts), &|| {
-                // Each thread takes the next chunk of columns until none is left; the lock is
-                // held only for taking it.
-                while let Some((i, chunk)) = chunks.lock().ok().and_then(|mut it| it.next()) {
-                    let start = i * per;
-                    // SAFETY: `chunk` is this part's own columns.
-                    unsafe {
-                        run_then(
-                            p,
-                            0..p.m,
-                            start..(start + per).min(p.n),
-                            Out::new(chunk),
-                            isa,
-                            then,
-                        )
-                    };
-                }
+            // Handed out by `run_parts`: each thread takes the same columns on every call, and
+            // the calling thread the first (widest) part, so a caller that runs every part
+            // itself (`pool::set_alone`) needs no larger workspace than it had.
+            super::run_parts(threads, c.chunks_mut(p.m * per), &|i, chunk| {
+                let start = i * per;
+                // SAFETY: `chunk` is this part's own columns.
+                unsafe {
+                    run_then(
+                        p,
+                        0..p.m,
+                        start..(start + per).min(p.n),
+                        Out::new(chunk),
+                        isa,
+                        then,
+                    )
+                };
             });
             return;
         }
@@ -1013,7 +1011,7 @@ mod simd {
 pub(crate) mod pool {
     use std::cell::UnsafeCell;
     use std::panic::{catch_unwind, AssertUnwindSafe};
-    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::SeqCst};
+    use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
     use std::sync::{Condvar, Mutex, MutexGuard, TryLockError};
     use std::time::{Duration, Instant};
 
@@ -1067,13 +1065,24 @@ pub(crate) mod pool {
         /// raised. The side that changes the state checks `sleeps` after its store, and
         /// this side checks the state after raising `sleeps` (both sequentially consistent):
         /// one of them sees the other's write, so no wake-up is lost.
-        fn wait(&self, sleeps: &AtomicBool, ready: impl Fn(u8) -> bool) -> u8 {
+        ///
+        /// A helper waiting for a job (`rested` is `Some`) stops spinning as soon as [`rest`]
+        /// is called.
+        fn wait(
+            &self,
+            sleeps: &AtomicBool,
+            ready: impl Fn(u8) -> bool,
+            rested: Option<usize>,
+        ) -> u8 {
             let start = Instant::now();
             let mut spins = 0u32;
             loop {
                 let s = self.state.load(SeqCst);
                 if ready(s) {
                     return s;
+                }
+                if rested.is_some_and(|r| r != RESTS.load(SeqCst)) {
+                    break;
                 }
                 spins = spins.wrapping_add(1);
                 if spins < PURE_SPINS {
@@ -1111,7 +1120,11 @@ pub(crate) mod pool {
         /// The helper thread's loop: run each job, then report.
         fn serve(&self) {
             loop {
-                self.wait(&self.helper_sleeps, |s| s == POSTED);
+                self.wait(
+                    &self.helper_sleeps,
+                    |s| s == POSTED,
+                    Some(RESTS.load(SeqCst)),
+                );
                 if self
                     .state
                     .compare_exchange(POSTED, RUNNING, SeqCst, SeqCst)
@@ -1148,7 +1161,7 @@ pub(crate) mod pool {
             {
                 return false;
             }
-            let s = self.wait(&self.caller_sleeps, |s| s == DONE || s == PANICKED);
+            let s = self.wait(&self.caller_sleeps, |s| s == DONE || s == PANICKED, None);
             self.state.store(IDLE, SeqCst);
             s == PANICKED
         }
@@ -1157,6 +1170,25 @@ pub(crate) mod pool {
     std::thread_local! {
         /// The number of the helper this thread is (from 1), or 0 for any other thread.
         static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Whether [`run`] called on this thread leaves the helpers out (see [`set_alone`]).
+        static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// How many times [`rest`] was called: a spinning helper that sees it change sleeps.
+    static RESTS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Makes [`run`] on the calling thread do all the work itself (`true`), or hand it out to
+    /// the helpers again (`false`); returns the previous setting. Work is still cut into the
+    /// same parts, so results and workspace sizes stay the same: only who runs them changes.
+    pub(crate) fn set_alone(alone: bool) -> bool {
+        ALONE.with(|a| a.replace(alone))
+    }
+
+    /// Sends the helpers that are spinning for their next job to sleep now instead of after
+    /// [`SPIN`]: for a caller about to work alone for a while, whose core a spinning helper
+    /// may share.
+    pub(crate) fn rest() {
+        RESTS.fetch_add(1, SeqCst);
     }
 
     /// The calling thread's number among the threads of [`run`]: 0 for the caller, `i` for
@@ -1170,10 +1202,15 @@ pub(crate) mod pool {
     static HELPERS: Mutex<Vec<&'static Helper>> = Mutex::new(Vec::new());
 
     /// Runs `f` on the calling thread and on up to `threads - 1` helpers at once, and returns
-    /// when every call has returned. If the helpers are busy (another thread is in a product)
-    /// or cannot be started, `f` runs on the calling thread alone; `f` must therefore do the
-    /// whole work however many times it is called (it takes work from a shared queue).
+    /// when every call has returned. If the helpers are busy (another thread is in a product),
+    /// cannot be started or are left out ([`set_alone`]), `f` runs on the calling thread
+    /// alone; `f` must therefore do the whole work however many times it is called (it takes
+    /// work from a shared queue).
     pub(crate) fn run(threads: usize, f: &(dyn Fn() + Sync)) {
+        if ALONE.with(|a| a.get()) {
+            f();
+            return;
+        }
         let mut helpers = match HELPERS.try_lock() {
             Ok(h) => h,
             // A panic in an earlier product poisoned the lock; the helpers are still sound.

@@ -7,6 +7,7 @@ use super::progress::{EpochProgress, Progress};
 use super::tally::{Tally, TaskKind};
 use super::TrainError;
 use crate::data::{BatchOrder, Dataset, Labels};
+use crate::kernel::ThreadGovernor;
 use crate::loss::{loss_on_output, Loss, Targets};
 use crate::network::{BatchView, Network, Parameters, Tape};
 use crate::optim::Optimizer;
@@ -495,6 +496,8 @@ impl<L, O> Trainer<'_, L, O> {
 
         // One tally for the whole run, reset per epoch: no epoch start allocates.
         let mut tally = Tally::new(kind, OUT);
+        // With several threads, whether each step's kernels use them (see `ThreadGovernor`).
+        let mut governor = ThreadGovernor::new();
         'epochs: for epoch in first_epoch..=last_epoch {
             // Dropout masks come from an rng seeded by (seed, epoch): a resumed run draws the
             // same masks as an uninterrupted one.
@@ -510,9 +513,11 @@ impl<L, O> Trainer<'_, L, O> {
             let progress = EpochProgress::start(self.progress, epoch, self.epochs, train.len());
             tally.reset();
             let started = Instant::now();
+            let alone_before = governor.steps_alone();
             let mut done = 0;
             for (b, idx) in order.batches().enumerate() {
                 let n = idx.len();
+                let step = governor.step(n);
                 ws.gather(train, idx)?;
                 let x = ws.view::<IN>(n);
                 net.forward_train(x, &mut tape, &mut rng);
@@ -571,6 +576,7 @@ impl<L, O> Trainer<'_, L, O> {
                     self.optimizer.step(net, &grads);
                     value
                 };
+                step.finish();
                 holds = None;
                 let parts = tape.output_parts();
                 tally.add(value, parts.output, OUT, ws.targets(train.labels(), n));
@@ -609,6 +615,7 @@ impl<L, O> Trainer<'_, L, O> {
                 learning_rate: lr,
                 seconds,
                 samples_per_second: train.len() as f64 / seconds.max(1e-12),
+                steps_alone: governor.steps_alone() - alone_before,
             };
             progress.finish(&record.to_string());
             let stop_cb = self
