@@ -14,23 +14,34 @@
 use std::time::Instant;
 
 /// Steps timed each way in a probe. The first of each block is not counted: in it the helpers
-/// wake up or go to sleep.
+/// wake up or go to sleep, and the caller's cache fills with the other parts' data.
 const PROBE_STEPS: usize = 4;
 
-/// Steps run the chosen way after a probe that changed the choice; each probe that keeps it
-/// doubles the run, up to [`LONGEST_RUN`]. With steps of 0.1-1 ms, a run of 512 is 50-500 ms,
-/// and the probe's steps run the slower way cost well under 1 % of it.
+/// A probe times the way not chosen first. When its first counted step takes this many times
+/// as long as the chosen way did in the last probe, the rest of its block is skipped; and
+/// when the team beats the calling thread alone by this much, the next run is a
+/// [`LONGEST_RUN`] at once (a collapse of the team during it ends it early, see [`DRIFT`]).
+const CLEAR_MARGIN: f64 = 1.25;
+
+/// Steps run the chosen way after a probe that changed the choice or found the ways close;
+/// each probe that keeps the choice doubles the run, up to [`LONGEST_RUN`].
 const FIRST_RUN: usize = 32;
 
-/// The longest run between probes, in steps.
+/// The longest run between probes, in steps: with steps of 0.1-3 ms, 50 ms to 1.5 s. The
+/// probe's steps the slower way then cost well under 1 % of a run.
 const LONGEST_RUN: usize = 512;
 
-/// A run ends early when this many steps in a row took [`DRIFT`] times longer (or shorter)
-/// than the probe measured for the chosen way: the machine changed.
+/// A run ends early when [`DRIFT_STEPS`] steps in a row took this many times longer (or
+/// shorter) than the probe measured for the chosen way: the machine changed.
+const DRIFT: f64 = 1.5;
+
+/// See [`DRIFT`].
 const DRIFT_STEPS: usize = 4;
 
-/// See [`DRIFT_STEPS`].
-const DRIFT: f64 = 1.5;
+/// A probe changes the choice only when the other way was faster by more than this factor
+/// (medians of three steps of 0.1-3 ms each vary by a few per cent from timer interrupts and
+/// the like; a real collapse of the team makes a factor of two).
+const SWITCH_MARGIN: f64 = 1.05;
 
 /// One way to run a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,13 +52,23 @@ enum Way {
     Alone = 1,
 }
 
+impl Way {
+    fn other(self) -> Way {
+        match self {
+            Way::Team => Way::Alone,
+            Way::Alone => Way::Team,
+        }
+    }
+}
+
 /// Where the governor is in its cycle of probes and runs.
 #[derive(Clone, Copy, Debug)]
 enum Phase {
     /// The first step: run as a team, not timed (it starts the helpers and sizes every
     /// thread's workspaces).
     Warmup,
-    /// Step `at` of a probe: the first [`PROBE_STEPS`] alone, the next as a team.
+    /// Step `at` of a probe: the first [`PROBE_STEPS`] the way not chosen, the next the
+    /// chosen way.
     Probe { at: usize },
     /// `left` more steps the chosen way.
     Run { left: usize },
@@ -79,7 +100,7 @@ pub struct ThreadGovernor {
     probe: [[f64; PROBE_STEPS]; 2],
     choice: Way,
     run: usize,
-    /// The probe's median for the chosen way, in seconds.
+    /// The last probe's median for the chosen way, in seconds (0 before the first).
     reference: f64,
     /// Steps in a row that drifted from `reference`.
     drifted: usize,
@@ -129,6 +150,16 @@ impl ThreadGovernor {
         }
     }
 
+    /// Steps started so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Steps run on the calling thread alone so far.
+    pub fn steps_alone(&self) -> u64 {
+        self.alone
+    }
+
     /// How the next step on `size` samples runs, and whether it is timed.
     fn plan(&self, governed: bool, size: usize) -> (Way, bool) {
         let timed = governed && self.size.is_none_or(|s| s == size);
@@ -141,32 +172,20 @@ impl ThreadGovernor {
                 }
             }
             (true, Phase::Warmup) => Way::Team,
-            (true, Phase::Probe { at }) if at < PROBE_STEPS => Way::Alone,
-            (true, Phase::Probe { .. }) => Way::Team,
-            (true, Phase::Run { .. }) => self.choice,
+            (true, Phase::Probe { at }) if at < PROBE_STEPS => self.choice.other(),
+            (true, Phase::Probe { .. } | Phase::Run { .. }) => self.choice,
         };
         (way, timed)
-    }
-
-    /// Steps started so far.
-    pub fn steps(&self) -> u64 {
-        self.steps
-    }
-
-    /// Steps run on the calling thread alone so far.
-    pub fn steps_alone(&self) -> u64 {
-        self.alone
     }
 
     /// The way the previous step ran.
     fn last_way(&self) -> Way {
         match self.phase {
             Phase::Warmup => Way::Team,
-            // The step before a probe's first ran the chosen way; before its team block, alone.
-            Phase::Probe { at: 0 } => self.choice,
-            Phase::Probe { at } if at <= PROBE_STEPS => Way::Alone,
-            Phase::Probe { .. } => Way::Team,
-            Phase::Run { .. } => self.choice,
+            // Before a probe's first step, the run; before its second block, the first.
+            Phase::Probe { at: 0 } | Phase::Run { .. } => self.choice,
+            Phase::Probe { at } if at <= PROBE_STEPS => self.choice.other(),
+            Phase::Probe { .. } => self.choice,
         }
     }
 
@@ -175,13 +194,19 @@ impl ThreadGovernor {
         self.size = Some(size);
         self.phase = match self.phase {
             Phase::Warmup => Phase::Probe { at: 0 },
-            Phase::Probe { at } => {
-                let (way, i) = if at < PROBE_STEPS {
-                    (Way::Alone, at)
+            Phase::Probe { at } if at < PROBE_STEPS => {
+                let block = &mut self.probe[self.choice.other() as usize];
+                block[at] = seconds;
+                if at == 1 && self.reference > 0.0 && seconds > CLEAR_MARGIN * self.reference {
+                    // Clearly slower: no need to time the rest of the block.
+                    block[at..].fill(seconds);
+                    Phase::Probe { at: PROBE_STEPS }
                 } else {
-                    (Way::Team, at - PROBE_STEPS)
-                };
-                self.probe[way as usize][i] = seconds;
+                    Phase::Probe { at: at + 1 }
+                }
+            }
+            Phase::Probe { at } => {
+                self.probe[self.choice as usize][at - PROBE_STEPS] = seconds;
                 if at + 1 < 2 * PROBE_STEPS {
                     Phase::Probe { at: at + 1 }
                 } else {
@@ -203,21 +228,32 @@ impl ThreadGovernor {
         };
     }
 
-    /// Chooses the faster way by the medians of the probe's counted steps; starts its run.
+    /// Chooses the faster way by the medians of the probe's counted steps (keeping the current
+    /// one unless the other is faster by [`SWITCH_MARGIN`]); starts its run.
     fn decide(&mut self) -> Phase {
         let alone = median_of_counted(&mut self.probe[Way::Alone as usize]);
         let team = median_of_counted(&mut self.probe[Way::Team as usize]);
-        let choice = if alone < team { Way::Alone } else { Way::Team };
-        self.run = if choice == self.choice {
+        let [current, other] = match self.choice {
+            Way::Team => [team, alone],
+            Way::Alone => [alone, team],
+        };
+        let choice = if other * SWITCH_MARGIN < current {
+            self.choice.other()
+        } else {
+            self.choice
+        };
+        self.run = if choice == Way::Team && alone >= CLEAR_MARGIN * team {
+            LONGEST_RUN
+        } else if choice == self.choice {
             (self.run * 2).min(LONGEST_RUN)
         } else {
             FIRST_RUN
         };
         self.choice = choice;
-        self.reference = alone.min(team);
+        self.reference = if choice == Way::Team { team } else { alone };
         self.drifted = 0;
         if choice == Way::Alone {
-            // The helpers spun after the probe's team block.
+            // The helpers spun through the probe's team block.
             rest();
         }
         Phase::Run { left: self.run }
@@ -308,23 +344,36 @@ mod tests {
     }
 
     #[test]
-    fn keeps_the_team_while_it_is_faster_probing_ever_less_often() {
+    fn keeps_a_clearly_faster_team_timing_two_steps_alone_per_longest_run() {
         let mut g = ThreadGovernor::new();
         let ways = drive(&mut g, 10_000, 32, |w, _| match w {
             Way::Team => 1.0e-3,
             Way::Alone => 1.4e-3,
         });
-        // Only the probes run alone: 4 steps each after runs of 32, 64, ..., 512 steps.
+        // The first probe times 4 steps alone, the later ones stop after 2: runs of 512.
+        assert!(ways[9..9 + LONGEST_RUN].iter().all(|&w| w == Way::Team));
+        let probes = (10_000 - 9) / (LONGEST_RUN + 2 + PROBE_STEPS);
+        assert_eq!(alone_count(&ways), PROBE_STEPS + 2 * probes);
+    }
+
+    #[test]
+    fn keeps_a_slightly_faster_team_probing_ever_less_often() {
+        let mut g = ThreadGovernor::new();
+        let ways = drive(&mut g, 10_000, 32, |w, _| match w {
+            Way::Team => 1.0e-3,
+            Way::Alone => 1.1e-3,
+        });
+        // Runs of 64, 128, 256, then 512 steps, each after a probe with 4 steps alone.
+        assert!(ways[9..9 + 64].iter().all(|&w| w == Way::Team));
         let alone = alone_count(&ways);
         assert!(
-            alone <= 4 * (10_000 / LONGEST_RUN + 6),
+            alone <= PROBE_STEPS * (10_000 / LONGEST_RUN + 4),
             "{alone} steps alone"
         );
         assert!(
-            alone >= 4 * (10_000 / (LONGEST_RUN + 8)),
+            alone >= PROBE_STEPS * (10_000 / (LONGEST_RUN + 8)),
             "{alone} steps alone"
         );
-        assert!(ways[9..41].iter().all(|&w| w == Way::Team));
     }
 
     #[test]
@@ -388,6 +437,24 @@ mod tests {
         );
         // Ungoverned (one thread): always the team, untimed.
         assert_eq!(g.plan(false, 100), (Way::Team, false));
+    }
+
+    #[test]
+    fn a_small_difference_does_not_switch() {
+        let mut g = ThreadGovernor::new();
+        // Alone 3 % faster: within the margin, the team stays.
+        let ways = drive(&mut g, 2_000, 32, |w, _| match w {
+            Way::Team => 1.0e-3,
+            Way::Alone => 0.97e-3,
+        });
+        assert!(ways[9..].iter().filter(|&&w| w == Way::Alone).count() < 100);
+        assert_eq!(g.choice, Way::Team);
+        // 10 % faster: it switches.
+        drive(&mut g, 2_000, 32, |w, _| match w {
+            Way::Team => 1.0e-3,
+            Way::Alone => 0.9e-3,
+        });
+        assert_eq!(g.choice, Way::Alone);
     }
 
     #[test]
