@@ -79,7 +79,8 @@ const PARALLEL_MIN_FLOPS: usize = 1 << 24;
 /// The extra threads are persistent helpers that spin for up to 2 ms after each job before
 /// they sleep, so that the next product of a training step or the next `predict` reaches them
 /// in well under a microsecond: while a program trains or predicts in a loop with 2 threads,
-/// expect both cores busy.
+/// expect both cores busy. `Trainer::fit` runs a step on the calling thread alone while that
+/// is measured faster ([`ThreadGovernor`]).
 pub fn set_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
