@@ -448,7 +448,10 @@ unsafe fn avx512<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace
     match (is_f32::<T>(), tr, p.m) {
         (true, true, _) => driver::<T, 32, 10, true>(p, part, ws, as_kernel(k::<Z32, 2, 10>)),
         (true, _, 0..=16) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z32, 1, 8>)),
-        (true, _, _) if p.op_a == Op::T || (p.n <= 64 && p.n % 8 == 0 && p.n % 6 != 0) => {
+        (true, _, _)
+            if p.op_a == Op::T
+                || (p.n <= 64 && p.n.is_multiple_of(8) && !p.n.is_multiple_of(6)) =>
+        {
             driver::<T, 32, 8, false>(p, part, ws, as_kernel(k::<Z32, 2, 8>))
         }
         (true, _, _) => driver::<T, 64, 6, false>(p, part, ws, as_kernel(k::<Z32, 4, 6>)),
