@@ -437,10 +437,11 @@ fn as_kernel<T: Float, U: Float>(k: MicroKernel<U>) -> MicroKernel<T> {
 /// that ten rows of C (ten classes) are one tile. 64 x 6 against 32 x 8, one thread
 /// (`gemm_bench`, step products over the `gemm` crate's in the same run): W1 batch 128
 /// 0.73-0.78 → 0.92-1.00, W1 batch 1000 0.77-0.81 → 0.94-0.96, W2 batch 128 unchanged.
-/// Products of at most 64 columns that 8 divides and 6 does not (batches of 32 and 64) also
-/// take 2 x 8, which covers them without an idle column: the forward products of batch 32 on
-/// Zen 4, 99-101 → 110-113 GFLOP/s (0.89-0.92 → 0.99-1.04 of the `gemm` crate's), batch 64
-/// 0.94-0.97 → 0.96-0.99.
+/// Products of at most 128 columns that 8 divides and 6 does not (batches of 32, 64, 128)
+/// also take 2 x 8, which covers them without an idle column. On Zen 4, one thread: the
+/// forward products of batch 32 99-101 → 110-113 GFLOP/s (0.89-0.92 → 0.99-1.04 of the `gemm`
+/// crate's), of batch 64 0.94-0.97 → 0.96-0.99, W1 batch 128's 101 → 108-109 (a W1 b128
+/// step's products 508-512 → 481-486 µs), W2 batch 128's unchanged.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn avx512<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace<T>, tr: bool) {
@@ -450,7 +451,7 @@ unsafe fn avx512<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace
         (true, _, 0..=16) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z32, 1, 8>)),
         (true, _, _)
             if p.op_a == Op::T
-                || (p.n <= 64 && p.n.is_multiple_of(8) && !p.n.is_multiple_of(6)) =>
+                || (p.n <= 128 && p.n.is_multiple_of(8) && !p.n.is_multiple_of(6)) =>
         {
             driver::<T, 32, 8, false>(p, part, ws, as_kernel(k::<Z32, 2, 8>))
         }
