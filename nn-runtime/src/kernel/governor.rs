@@ -104,6 +104,8 @@ pub struct ThreadGovernor {
     reference: f64,
     /// Steps in a row that drifted from `reference`.
     drifted: usize,
+    /// The way the previous step ran.
+    last: Way,
     steps: u64,
     alone: u64,
 }
@@ -125,6 +127,7 @@ impl ThreadGovernor {
             run: FIRST_RUN,
             reference: 0.0,
             drifted: 0,
+            last: Way::Team,
             steps: 0,
             alone: 0,
         }
@@ -136,9 +139,10 @@ impl ThreadGovernor {
     pub fn step(&mut self, size: usize) -> GovernedStep<'_> {
         let governed = super::threads() > 1 && cfg!(feature = "threads");
         let (way, timed) = self.plan(governed, size);
-        if way == Way::Alone && self.last_way() != Way::Alone {
+        if way == Way::Alone && self.last != Way::Alone {
             rest();
         }
+        self.last = way;
         let previous = set_alone(way == Way::Alone);
         self.steps += 1;
         self.alone += u64::from(way == Way::Alone);
@@ -176,17 +180,6 @@ impl ThreadGovernor {
             (true, Phase::Probe { .. } | Phase::Run { .. }) => self.choice,
         };
         (way, timed)
-    }
-
-    /// The way the previous step ran.
-    fn last_way(&self) -> Way {
-        match self.phase {
-            Phase::Warmup => Way::Team,
-            // Before a probe's first step, the run; before its second block, the first.
-            Phase::Probe { at: 0 } | Phase::Run { .. } => self.choice,
-            Phase::Probe { at } if at <= PROBE_STEPS => self.choice.other(),
-            Phase::Probe { .. } => self.choice,
-        }
     }
 
     /// Records a timed step of `size` samples that took `seconds`, and moves on.
@@ -252,10 +245,6 @@ impl ThreadGovernor {
         self.choice = choice;
         self.reference = if choice == Way::Team { team } else { alone };
         self.drifted = 0;
-        if choice == Way::Alone {
-            // The helpers spun through the probe's team block.
-            rest();
-        }
         Phase::Run { left: self.run }
     }
 }
