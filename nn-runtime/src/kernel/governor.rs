@@ -319,6 +319,14 @@ mod tests {
             .collect()
     }
 
+    /// Steps that take `team` seconds as a team and `alone` seconds alone.
+    fn fixed(team: f64, alone: f64) -> impl Fn(Way, usize) -> f64 {
+        move |w, _| match w {
+            Way::Team => team,
+            Way::Alone => alone,
+        }
+    }
+
     fn alone_count(ways: &[Way]) -> usize {
         ways.iter().filter(|&&w| w == Way::Alone).count()
     }
@@ -335,10 +343,7 @@ mod tests {
     #[test]
     fn keeps_a_clearly_faster_team_timing_two_steps_alone_per_longest_run() {
         let mut g = ThreadGovernor::new();
-        let ways = drive(&mut g, 10_000, 32, |w, _| match w {
-            Way::Team => 1.0e-3,
-            Way::Alone => 1.4e-3,
-        });
+        let ways = drive(&mut g, 10_000, 32, fixed(1.0e-3, 1.4e-3));
         // The first probe times 4 steps alone, the later ones stop after 2: runs of 512.
         assert!(ways[9..9 + LONGEST_RUN].iter().all(|&w| w == Way::Team));
         let probes = (10_000 - 9) / (LONGEST_RUN + 2 + PROBE_STEPS);
@@ -348,10 +353,7 @@ mod tests {
     #[test]
     fn keeps_a_slightly_faster_team_probing_ever_less_often() {
         let mut g = ThreadGovernor::new();
-        let ways = drive(&mut g, 10_000, 32, |w, _| match w {
-            Way::Team => 1.0e-3,
-            Way::Alone => 1.1e-3,
-        });
+        let ways = drive(&mut g, 10_000, 32, fixed(1.0e-3, 1.1e-3));
         // Runs of 64, 128, 256, then 512 steps, each after a probe with 4 steps alone.
         assert!(ways[9..9 + 64].iter().all(|&w| w == Way::Team));
         let alone = alone_count(&ways);
@@ -392,31 +394,19 @@ mod tests {
     #[test]
     fn a_drift_in_the_middle_of_a_run_starts_a_probe() {
         let mut g = ThreadGovernor::new();
-        drive(&mut g, 3_000, 64, |w, _| match w {
-            Way::Team => 1.0e-3,
-            Way::Alone => 1.5e-3,
-        });
+        drive(&mut g, 3_000, 64, fixed(1.0e-3, 1.5e-3));
         assert!(matches!(g.phase, Phase::Run { left } if left > DRIFT_STEPS + 1));
         // The team suddenly takes three times as long: within DRIFT_STEPS steps a probe starts.
-        drive(&mut g, DRIFT_STEPS, 64, |w, _| match w {
-            Way::Team => 3.0e-3,
-            Way::Alone => 1.5e-3,
-        });
+        drive(&mut g, DRIFT_STEPS, 64, fixed(3.0e-3, 1.5e-3));
         assert!(matches!(g.phase, Phase::Probe { at: 0 }), "{:?}", g.phase);
-        let ways = drive(&mut g, 2 * PROBE_STEPS + 1, 64, |w, _| match w {
-            Way::Team => 3.0e-3,
-            Way::Alone => 1.5e-3,
-        });
+        let ways = drive(&mut g, 2 * PROBE_STEPS + 1, 64, fixed(3.0e-3, 1.5e-3));
         assert_eq!(*ways.last().unwrap(), Way::Alone);
     }
 
     #[test]
     fn steps_of_another_size_run_the_chosen_way_untimed() {
         let mut g = ThreadGovernor::new();
-        drive(&mut g, 1 + 2 * PROBE_STEPS, 100, |w, _| match w {
-            Way::Team => 2.0e-3,
-            Way::Alone => 1.0e-3,
-        });
+        drive(&mut g, 1 + 2 * PROBE_STEPS, 100, fixed(2.0e-3, 1.0e-3));
         assert_eq!(g.choice, Way::Alone);
         let before = g.phase;
         // The last, partial batch of an epoch.
@@ -432,17 +422,11 @@ mod tests {
     fn a_small_difference_does_not_switch() {
         let mut g = ThreadGovernor::new();
         // Alone 3 % faster: within the margin, the team stays.
-        let ways = drive(&mut g, 2_000, 32, |w, _| match w {
-            Way::Team => 1.0e-3,
-            Way::Alone => 0.97e-3,
-        });
-        assert!(ways[9..].iter().filter(|&&w| w == Way::Alone).count() < 100);
+        let ways = drive(&mut g, 2_000, 32, fixed(1.0e-3, 0.97e-3));
+        assert!(alone_count(&ways[9..]) < 100);
         assert_eq!(g.choice, Way::Team);
         // 10 % faster: it switches.
-        drive(&mut g, 2_000, 32, |w, _| match w {
-            Way::Team => 1.0e-3,
-            Way::Alone => 0.9e-3,
-        });
+        drive(&mut g, 2_000, 32, fixed(1.0e-3, 0.9e-3));
         assert_eq!(g.choice, Way::Alone);
     }
 
