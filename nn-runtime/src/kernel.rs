@@ -274,10 +274,41 @@ pub fn reference_gemm<T: Float>(
 }
 
 /// Whether every value is finite (no NaN, no infinity), in one vectorized pass: `x * 0` is 0
-/// for a finite `x` and NaN otherwise, summed over sixteen independent lanes.
+/// for a finite `x` and NaN otherwise, summed over 64 independent lanes (four AVX-512
+/// registers of `f32`, so the sums do not wait on one another), compiled for AVX-512 or AVX2
+/// where the processor has them ([`Isa::best`]).
+///
+/// The trainer calls it on every gradient and every parameter after each step, so it must
+/// stream at the cache's speed: W1's 101,770 parameters take about a microsecond.
 pub fn all_finite<T: Float>(x: &[T]) -> bool {
-    let mut lanes = [T::zero(); 16];
-    let mut chunks = x.chunks_exact(16);
+    #[cfg(target_arch = "x86_64")]
+    match Isa::best() {
+        // SAFETY: the processor supports the features `all_finite_avx512` is compiled for.
+        Isa::Avx512 => return unsafe { all_finite_avx512(x) },
+        // SAFETY: the processor supports the features `all_finite_avx2` is compiled for.
+        Isa::Avx2 => return unsafe { all_finite_avx2(x) },
+        Isa::Portable => {}
+    }
+    all_finite_lanes(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn all_finite_avx512<T: Float>(x: &[T]) -> bool {
+    all_finite_lanes(x)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn all_finite_avx2<T: Float>(x: &[T]) -> bool {
+    all_finite_lanes(x)
+}
+
+#[inline(always)]
+fn all_finite_lanes<T: Float>(x: &[T]) -> bool {
+    const LANES: usize = 64;
+    let mut lanes = [T::zero(); LANES];
+    let mut chunks = x.chunks_exact(LANES);
     for c in chunks.by_ref() {
         for (l, &v) in lanes.iter_mut().zip(c) {
             *l += v * T::zero();
@@ -765,10 +796,10 @@ mod tests {
 
     #[test]
     fn all_finite_finds_any_nan_or_infinity() {
-        let mut x = vec![1.0e30f32; 37];
+        let mut x = vec![1.0e30f32; 197];
         assert!(all_finite(&x));
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            for at in [0, 15, 16, 36] {
+            for at in [0, 15, 16, 36, 63, 64, 127, 128, 191, 192, 196] {
                 let keep = x[at];
                 x[at] = bad;
                 assert!(!all_finite(&x), "{bad} at {at}");
@@ -776,6 +807,13 @@ mod tests {
             }
         }
         assert!(all_finite::<f64>(&[]));
+        let mut y = vec![-1.0e300f64; 130];
+        assert!(all_finite(&y));
+        for at in [0, 63, 64, 129] {
+            y[at] = f64::NAN;
+            assert!(!all_finite(&y), "f64 NaN at {at}");
+            y[at] = 0.0;
+        }
     }
 
     #[test]

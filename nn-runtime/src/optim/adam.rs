@@ -251,10 +251,22 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         }
     }
 
+    fn state_into(&self, out: &mut OptimizerState<T>) {
+        out.name.clear();
+        out.name.push_str(self.name);
+        out.step = self.step;
+        out.lr = self.lr;
+        self.slots.export_into(self.buffers(), &mut out.buffers);
+    }
+
+    fn state_is_finite(&self) -> bool {
+        self.slots.all_finite()
+    }
+
     fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
         let names = self.buffers();
         self.slots
-            .import(self.name, names, state)
+            .import(self.name, names, &["exp_avg_sq", "max_exp_avg_sq"], state)
             .map_err(|e| e.to_string())?;
         self.step = state.step;
         self.lr = state.lr;

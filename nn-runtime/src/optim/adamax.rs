@@ -168,9 +168,21 @@ impl<T: Float> Optimizer<T> for AdaMax<T> {
         }
     }
 
+    fn state_into(&self, out: &mut OptimizerState<T>) {
+        out.name.clear();
+        out.name.push_str(NAME);
+        out.step = self.step;
+        out.lr = self.lr;
+        self.slots.export_into(BUFFERS, &mut out.buffers);
+    }
+
+    fn state_is_finite(&self) -> bool {
+        self.slots.all_finite()
+    }
+
     fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
         self.slots
-            .import(NAME, BUFFERS, state)
+            .import(NAME, BUFFERS, &["exp_inf"], state)
             .map_err(|e| e.to_string())?;
         self.step = state.step;
         self.lr = state.lr;

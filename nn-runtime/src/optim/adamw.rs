@@ -122,6 +122,14 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
         self.0.state()
     }
 
+    fn state_into(&self, out: &mut OptimizerState<T>) {
+        self.0.state_into(out)
+    }
+
+    fn state_is_finite(&self) -> bool {
+        self.0.state_is_finite()
+    }
+
     fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
         self.0.load_state(state)
     }

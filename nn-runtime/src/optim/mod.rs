@@ -93,7 +93,22 @@ pub trait Optimizer<T: Float>: Send {
     }
     /// The state, for a checkpoint.
     fn state(&self) -> OptimizerState<T>;
-    /// Restores a state saved by [`Optimizer::state`].
+    /// Writes the state into `out`, reusing its buffers: once `out` holds a state of the same
+    /// shape, a snapshot allocates nothing (the trainer takes one every epoch). The default
+    /// is `*out = self.state()`.
+    fn state_into(&self, out: &mut OptimizerState<T>) {
+        *out = self.state();
+    }
+    /// Whether every value of the state's buffers is finite (the trainer checks it every
+    /// epoch). The default checks [`Optimizer::state`].
+    fn state_is_finite(&self) -> bool {
+        self.state()
+            .buffers
+            .iter()
+            .all(|(_, b)| crate::kernel::all_finite(b))
+    }
+    /// Restores a state saved by [`Optimizer::state`], refusing a buffer with a NaN or
+    /// infinite value (or a negative accumulated square, such as Adam's `exp_avg_sq`).
     fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String>;
 
     /// Checks every hyperparameter (including the learning rate in force) against PyTorch's
@@ -545,6 +560,83 @@ mod tests {
         assert!(fresh.load_state_for(&s, &[T0, T1]).is_ok());
         assert_eq!(fresh.state(), s);
         assert!(fresh.load_state_for(&s, &[T0]).is_err());
+    }
+
+    #[test]
+    fn state_into_reuses_its_buffers_and_equals_state() {
+        let mut o = Adam::<f64>::new(0.1).amsgrad(true);
+        let mut out = OptimizerState {
+            name: String::new(),
+            step: 0,
+            lr: 0.0,
+            buffers: vec![("stale".into(), vec![9.0; 7]); 9],
+        };
+        let (mut w, mut b) = ([1.0; 4], [1.0; 2]);
+        for step in 0..3 {
+            o.begin_step();
+            o.update(&T0, &mut w, &grads(step, 4));
+            o.update(&T1, &mut b, &grads(step + 50, 2));
+            o.state_into(&mut out);
+            assert_eq!(out, o.state(), "after step {step}");
+        }
+        let ptr = out.buffers[0].1.as_ptr();
+        o.begin_step();
+        o.update(&T0, &mut w, &[0.5; 4]);
+        o.state_into(&mut out);
+        assert_eq!(out.buffers[0].1.as_ptr(), ptr, "buffers are reused");
+        assert!(o.state_is_finite());
+    }
+
+    #[test]
+    fn non_finite_or_negative_state_is_refused_and_detected() {
+        let mut o = Adam::<f32>::new(0.1);
+        let mut w = [1.0f32; 4];
+        o.begin_step();
+        o.update(&T0, &mut w, &[0.5; 4]);
+        let good = o.state();
+        let names: Vec<&str> = good.buffers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["dense0.weight.exp_avg", "dense0.weight.exp_avg_sq"]);
+        for (buffer, at, value, needle) in [
+            (
+                0,
+                2,
+                f32::NAN,
+                "`dense0.weight.exp_avg` holds NaN at index 2",
+            ),
+            (
+                1,
+                3,
+                f32::INFINITY,
+                "`dense0.weight.exp_avg_sq` holds inf at index 3",
+            ),
+            (
+                1,
+                1,
+                -1e-3,
+                "`dense0.weight.exp_avg_sq` holds -0.001 at index 1",
+            ),
+        ] {
+            let mut bad = good.clone();
+            bad.buffers[buffer].1[at] = value;
+            let e = o.load_state(&bad).err().unwrap_or_default();
+            assert!(e.contains(needle), "`{e}` lacks `{needle}`");
+            assert_eq!(o.state(), good, "a refused load changed the state");
+        }
+        // A negative first moment is an ordinary state.
+        let mut fine = good.clone();
+        fine.buffers[0].1[0] = -2.0;
+        assert!(o.load_state(&fine).is_ok());
+        // A step that overflows the second moment ((1 - β₂) g² > f32::MAX) leaves the weight finite
+        // (the update is m / ∞ = 0) but not the state.
+        let mut o = Adam::<f32>::new(0.1);
+        o.begin_step();
+        o.update(&T0, &mut w, &[1e22; 4]);
+        assert!(w.iter().all(|v| v.is_finite()), "{w:?}");
+        assert!(!o.state_is_finite());
+        let mut o = Sgd::<f32>::new(0.1).momentum(0.9);
+        o.begin_step();
+        o.update(&T0, &mut w, &[0.5; 4]);
+        assert!(o.state_is_finite());
     }
 
     #[test]

@@ -196,10 +196,22 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         }
     }
 
+    fn state_into(&self, out: &mut OptimizerState<T>) {
+        out.name.clear();
+        out.name.push_str(NAME);
+        out.step = self.step;
+        out.lr = self.lr;
+        self.slots.export_into(self.buffers(), &mut out.buffers);
+    }
+
+    fn state_is_finite(&self) -> bool {
+        self.slots.all_finite()
+    }
+
     fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
         let names = self.buffers();
         self.slots
-            .import(NAME, names, state)
+            .import(NAME, names, &[], state)
             .map_err(|e| e.to_string())?;
         self.step = state.step;
         self.lr = state.lr;

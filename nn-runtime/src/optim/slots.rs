@@ -129,13 +129,50 @@ impl<T: Float> Slots<T> {
         out
     }
 
+    /// [`Slots::export`] into `out`, reusing its entries: once `out` holds a state of the same
+    /// tensors and buffers, this copies values and allocates nothing.
+    pub(crate) fn export_into(&self, names: &[&str], out: &mut Vec<(String, Vec<T>)>) {
+        let count = self.slots.len() * names.len();
+        out.truncate(count);
+        let mut i = 0;
+        for s in &self.slots {
+            for (n, b) in names.iter().zip(&s.bufs) {
+                if i == out.len() {
+                    out.push((String::new(), Vec::new()));
+                }
+                let (name, values) = &mut out[i];
+                if !(name.len() == s.name.len() + 1 + n.len()
+                    && name.starts_with(s.name.as_str())
+                    && name.ends_with(n))
+                {
+                    name.clear();
+                    name.push_str(&s.name);
+                    name.push('.');
+                    name.push_str(n);
+                }
+                values.clear();
+                values.extend_from_slice(b);
+                i += 1;
+            }
+        }
+    }
+
+    /// Whether every buffer value is finite.
+    pub(crate) fn all_finite(&self) -> bool {
+        self.slots
+            .iter()
+            .all(|s| s.bufs.iter().all(|b| crate::kernel::all_finite(b)))
+    }
+
     /// Replaces every buffer from `state` (as [`Slots::export`] wrote it with the same
-    /// `names`), checking the optimizer name, the buffer names and lengths, and that tensors
-    /// already seen keep their length. All or nothing.
+    /// `names`), checking the optimizer name, the buffer names and lengths, that every value
+    /// is finite and those of the buffers in `non_negative` (accumulated squares) at least 0,
+    /// and that tensors already seen keep their length. All or nothing.
     pub(crate) fn import(
         &mut self,
         optimizer: &str,
         names: &[&str],
+        non_negative: &[&str],
         state: &OptimizerState<T>,
     ) -> Result<(), OptimError> {
         if state.name != optimizer {
@@ -143,6 +180,25 @@ impl<T: Float> Slots<T> {
                 "the state is of optimizer `{}`, not `{optimizer}`",
                 state.name
             )));
+        }
+        for (full, values) in &state.buffers {
+            let negative_ok = !full
+                .rsplit_once('.')
+                .is_some_and(|(_, b)| non_negative.contains(&b));
+            if let Some((i, v)) = values
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !v.is_finite() || (!negative_ok && **v < T::zero()))
+            {
+                let must = if negative_ok {
+                    "finite"
+                } else {
+                    "finite and at least 0"
+                };
+                return Err(OptimError::State(format!(
+                    "buffer `{full}` holds {v} at index {i}; its values must be {must}"
+                )));
+            }
         }
         let mut staged: Vec<(String, Vec<Option<&Vec<T>>>)> = Vec::new();
         for (full, values) in &state.buffers {
