@@ -168,6 +168,13 @@ impl<T: Float> Optimizer<T> for AdaMax<T> {
         }
     }
 
+    fn settings(&self) -> String {
+        format!(
+            "Adamax(betas=({}, {}), eps={}, weight_decay={}, maximize={})",
+            self.beta1, self.beta2, self.eps, self.weight_decay, self.maximize
+        )
+    }
+
     fn state_into(&self, out: &mut OptimizerState<T>) {
         out.name.clear();
         out.name.push_str(NAME);

@@ -122,6 +122,10 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
         self.0.state()
     }
 
+    fn settings(&self) -> String {
+        self.0.settings()
+    }
+
     fn state_into(&self, out: &mut OptimizerState<T>) {
         self.0.state_into(out)
     }

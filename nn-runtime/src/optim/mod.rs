@@ -91,6 +91,13 @@ pub trait Optimizer<T: Float>: Send {
     fn linear_step(&self) -> Option<f64> {
         None
     }
+    /// Every hyperparameter but the learning rate, as PyTorch names them, e.g.
+    /// `SGD(momentum=0.9, dampening=0, weight_decay=0, nesterov=false, maximize=false)`.
+    /// Checkpoints record it, and resuming refuses an optimizer whose settings differ. The
+    /// default is the name.
+    fn settings(&self) -> String {
+        self.name().to_owned()
+    }
     /// The state, for a checkpoint.
     fn state(&self) -> OptimizerState<T>;
     /// Writes the state into `out`, reusing its buffers: once `out` holds a state of the same

@@ -240,6 +240,13 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
         }
     }
 
+    fn settings(&self) -> String {
+        format!(
+            "RMSprop(alpha={}, eps={}, weight_decay={}, momentum={}, centered={}, maximize={})",
+            self.alpha, self.eps, self.weight_decay, self.momentum, self.centered, self.maximize
+        )
+    }
+
     fn state_into(&self, out: &mut OptimizerState<T>) {
         out.name.clear();
         out.name.push_str(NAME);

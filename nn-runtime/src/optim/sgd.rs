@@ -196,6 +196,13 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         }
     }
 
+    fn settings(&self) -> String {
+        format!(
+            "SGD(momentum={}, dampening={}, weight_decay={}, nesterov={}, maximize={})",
+            self.momentum, self.dampening, self.weight_decay, self.nesterov, self.maximize
+        )
+    }
+
     fn state_into(&self, out: &mut OptimizerState<T>) {
         out.name.clear();
         out.name.push_str(NAME);

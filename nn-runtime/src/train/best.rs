@@ -1,8 +1,8 @@
 //! The best epoch so far, for early stopping and best-epoch checkpoints, and how it rides in
 //! a checkpoint.
 
+use super::config::{EarlyStopping, Monitor};
 use super::history::EpochRecord;
-use super::trainer::{EarlyStopping, Monitor};
 use super::TrainError;
 use crate::network::{Parameters, TensorInfo};
 use crate::persist::Checkpoint;

@@ -1,16 +1,20 @@
 //! Training: the [`Trainer`] loop, its [`History`], progress output and callbacks.
 
 mod best;
+mod config;
+mod evaluate;
 mod history;
 mod progress;
+mod resume;
+mod step;
 mod tally;
 mod trainer;
 
+pub use config::{BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping, Monitor};
+pub use evaluate::evaluate;
 pub use history::{EpochRecord, History, Metrics, StopReason};
 pub use progress::Progress;
-pub use trainer::{
-    evaluate, BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping, Monitor, Trainer,
-};
+pub use trainer::Trainer;
 
 use crate::data::DataError;
 use crate::loss::LossError;
@@ -40,15 +44,17 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error(transparent)]
     Persist(#[from] crate::persist::PersistError),
-    /// The loss or a gradient became NaN or infinite; the network keeps the weights it had
-    /// before this batch.
+    /// The loss, a gradient, the weights after the optimizer's step or the optimizer's state
+    /// became NaN or infinite; the network and the optimizer hold the state they had before
+    /// this batch.
     #[error("epoch {epoch}, batch {batch}: the {what} is not finite (NaN or infinite); training stopped with the weights of the previous step")]
     NonFinite {
         /// Epoch, from 1.
         epoch: usize,
         /// Batch within the epoch.
         batch: usize,
-        /// `loss` or `gradient`.
+        /// `loss`, `gradient`, `weights after the optimizer's step` or `optimizer's state
+        /// after its step`.
         what: &'static str,
     },
 }

@@ -1,120 +1,26 @@
 //! The training loop: mini-batches, loss, backward, penalties, clipping, optimizer step,
 //! validation, early stopping, checkpoints and callbacks.
 
-use super::best::{base_lr_of, Best};
-use super::history::{EpochRecord, History, Metrics, StopReason};
+use super::best::Best;
+use super::config::{BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping};
+use super::evaluate::{check_targets, evaluate_with};
+use super::history::{EpochRecord, History, StopReason};
 use super::progress::{EpochProgress, Progress};
+use super::resume::{resume, Resumed, RunSettings};
+use super::step::{step, NonFinite, StepBuffers, StepOutcome, StepRules, Workspace};
 use super::tally::{Tally, TaskKind};
 use super::TrainError;
-use crate::data::{BatchOrder, Dataset, Labels};
+use crate::data::{BatchOrder, Dataset};
 use crate::kernel::ThreadGovernor;
-use crate::loss::{loss_on_output, Loss, Targets};
-use crate::network::{BatchView, Network, Parameters, Tape};
-use crate::optim::Optimizer;
+use crate::loss::Loss;
+use crate::network::{Network, Parameters, Tape};
+use crate::optim::{Optimizer, OptimizerState};
+use crate::persist::PersistError;
 use crate::scalar::Float;
-use nalgebra::{Const, Dyn};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::path::Path;
 use std::time::Instant;
-
-/// What a callback tells the trainer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// Go on.
-    Continue,
-    /// Stop after this batch or epoch (the history so far is returned).
-    Stop,
-}
-
-/// What the per-batch callback sees.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BatchEnd {
-    /// Epoch, from 1.
-    pub epoch: usize,
-    /// Batch within the epoch, from 0.
-    pub batch: usize,
-    /// The batch's loss (data loss plus penalties).
-    pub loss: f64,
-    /// Samples in the batch.
-    pub samples: usize,
-}
-
-/// The quantity early stopping watches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Monitor {
-    /// Validation loss (lower is better); the training loss when there is no validation set.
-    ValLoss,
-    /// Validation accuracy (higher is better); training accuracy without a validation set.
-    ValAccuracy,
-    /// Training loss.
-    TrainLoss,
-}
-
-/// Early stopping: stop when the monitored quantity has not improved by more than
-/// `min_delta` for `patience` epochs, and (if `restore_best`) put back the best weights,
-/// whatever stopped training (Keras semantics).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct EarlyStopping {
-    /// What to watch.
-    pub monitor: Monitor,
-    /// Epochs without improvement before stopping.
-    pub patience: usize,
-    /// The smallest change that counts as an improvement.
-    pub min_delta: f64,
-    /// Whether to restore the weights of the best epoch at the end, whatever ended training:
-    /// patience, a callback (also in the middle of an epoch) or the last epoch.
-    pub restore_best: bool,
-}
-
-impl EarlyStopping {
-    /// Watch the validation loss with this patience, `min_delta` 0, restoring the best weights.
-    pub fn new(patience: usize) -> Self {
-        Self {
-            monitor: Monitor::ValLoss,
-            patience,
-            min_delta: 0.0,
-            restore_best: true,
-        }
-    }
-
-    /// Sets the monitored quantity.
-    pub fn monitor(mut self, monitor: Monitor) -> Self {
-        self.monitor = monitor;
-        self
-    }
-
-    /// Sets the smallest change that counts as an improvement.
-    pub fn min_delta(mut self, min_delta: f64) -> Self {
-        self.min_delta = min_delta;
-        self
-    }
-
-    /// Whether to restore the best weights at the end.
-    pub fn restore_best(mut self, restore: bool) -> Self {
-        self.restore_best = restore;
-        self
-    }
-}
-
-/// Gradient clipping applied before each optimizer step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Clip {
-    /// Scale all gradients so their global 2-norm is at most this (PyTorch `clip_grad_norm_`).
-    Norm(f64),
-    /// Clamp every gradient value to `[-v, v]` (PyTorch `clip_grad_value_`).
-    Value(f64),
-}
-
-/// When the trainer writes a checkpoint (parameters, optimizer state, epoch and the
-/// early-stopping state, atomically).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CheckpointEvery {
-    /// After every epoch.
-    Epoch,
-    /// After an epoch that improves the early-stopping monitor (the validation loss when no
-    /// early stopping is set).
-    Best,
-}
 
 type BatchCallback<'a> = Box<dyn FnMut(&BatchEnd) -> Control + 'a>;
 type EpochCallback<'a> = Box<dyn FnMut(&EpochRecord) -> Control + 'a>;
@@ -314,63 +220,17 @@ impl<'a, L, O> Trainer<'a, L, O> {
     }
 }
 
-/// Reusable per-batch buffers: sized once for the batch size, so a step after the first
-/// allocates nothing.
-struct Workspace<T> {
-    inputs: Vec<T>,
-    classes: Vec<usize>,
-    values: Vec<T>,
-}
-
-impl<T: Float> Workspace<T> {
-    fn new(inputs: usize, outputs: usize, batch: usize) -> Self {
-        Self {
-            inputs: vec![T::zero(); inputs * batch],
-            classes: Vec::with_capacity(batch),
-            values: vec![T::zero(); outputs * batch],
-        }
-    }
-
-    /// Gathers samples `idx` of `data`: inputs into the input buffer, targets into the class
-    /// or value buffer.
-    fn gather<const IN: usize>(
-        &mut self,
-        data: &Dataset<T, IN>,
-        idx: &[usize],
-    ) -> Result<(), TrainError> {
-        data.gather_inputs(idx, &mut self.inputs);
-        match data.labels() {
-            Labels::Classes { .. } => data.gather_classes(idx, &mut self.classes)?,
-            Labels::Values { rows, .. } => {
-                let need = rows * idx.len();
-                if self.values.len() < need {
-                    self.values.resize(need, T::zero());
-                }
-                data.gather_values(idx, &mut self.values)?
-            }
-        }
-        Ok(())
-    }
-
-    fn targets<'b>(&'b self, data_labels: &Labels<T>, n: usize) -> Targets<'b, T> {
-        match data_labels {
-            Labels::Classes { .. } => Targets::Classes(&self.classes[..n]),
-            Labels::Values { rows, .. } => Targets::Values(&self.values[..rows * n]),
-        }
-    }
-
-    fn view<const IN: usize>(&self, n: usize) -> BatchView<'_, T, IN> {
-        BatchView::from_slice_generic(&self.inputs[..IN * n], Const::<IN>, Dyn(n))
-    }
-}
-
 impl<L, O> Trainer<'_, L, O> {
     /// Trains `net` on `train` (validating on `validation`, or on the held-out fraction set
     /// by [`Trainer::validation_fraction`]) and returns the history.
     ///
-    /// Errors: invalid settings, targets that do not fit the network, or a loss or gradient
-    /// that turns non-finite (training stops at that batch, naming epoch and batch, and the
-    /// network keeps the weights of the step before).
+    /// Errors: invalid settings (checked before the first step, with the checkpoint's
+    /// directory and a resumed checkpoint), targets that do not fit the network, or a loss,
+    /// gradient, weight or optimizer state that turns non-finite. Training then stops at
+    /// that batch, naming epoch and batch, and the network and optimizer hold the state after
+    /// the step before: a step that made the weights (or, seen at the end of the epoch, the
+    /// optimizer's state) non-finite is undone by replaying the epoch from its start, which
+    /// gives the same bits. No checkpoint holds state that was not checked.
     pub fn fit<N, T, const IN: usize, const OUT: usize>(
         &mut self,
         net: &mut N,
@@ -383,42 +243,35 @@ impl<L, O> Trainer<'_, L, O> {
         L: Loss<T>,
         O: Optimizer<T>,
     {
-        if self.epochs == 0 || self.batch_size == 0 {
-            return Err(TrainError::Config(
-                "epochs and batch size must be at least 1".into(),
-            ));
-        }
-        self.optimizer.validate()?;
-        crate::regularization::Penalty::new(self.l1, self.l2).validate()?;
-        if let Some(s) = &self.schedule {
-            s.validate()?;
-        }
-        match self.clip {
-            Some(Clip::Norm(v)) | Some(Clip::Value(v)) if !(v > 0.0 && v.is_finite()) => {
-                return Err(TrainError::Config(format!(
-                    "clipping threshold must be positive and finite, got {v}"
-                )));
-            }
-            _ => {}
-        }
-        if let Some(f) = self.validation_fraction {
-            if !(f > 0.0 && f < 1.0) {
-                return Err(TrainError::Config(format!(
-                    "validation fraction must be in (0, 1), got {f}"
-                )));
-            }
-        }
+        self.validate_settings()?;
+        // The fraction decides the training set only when no validation set is given.
+        let held_out_fraction = self.validation_fraction.filter(|_| validation.is_none());
         let held_out;
         let (train, validation) = match (validation, self.validation_fraction) {
             (Some(v), _) => (train, Some(v)),
             (None, Some(f)) => {
                 held_out = train.split(f, Some(self.seed))?;
+                if held_out.1.is_empty() {
+                    return Err(TrainError::Config(format!(
+                        "validation_fraction({f}) of {} training samples holds out no \
+                         sample; use a larger fraction, pass a validation set, or train \
+                         without one",
+                        train.len()
+                    )));
+                }
                 (&held_out.0, Some(&held_out.1))
             }
             (None, None) => (train, None),
         };
         if train.is_empty() {
             return Err(TrainError::Config("the training set is empty".into()));
+        }
+        if validation.is_some_and(Dataset::is_empty) {
+            return Err(TrainError::Config(
+                "the validation set is empty: it would give no loss or accuracy to watch; \
+                 pass `None` to train without one"
+                    .into(),
+            ));
         }
         check_targets::<T, IN, OUT>(train, "training")?;
         if let Some(v) = validation {
@@ -431,48 +284,56 @@ impl<L, O> Trainer<'_, L, O> {
         let mut ws = Workspace::new(IN, OUT, batch_size);
         let mut tape = net.new_tape();
         let mut grads = net.zero_gradients();
-        let mut first_epoch = 1;
-        let mut best: Option<Best<T>> = None;
-        if let Some(path) = &self.resume {
-            // Everything is checked before training starts; on an error the network keeps
-            // its weights and the optimizer its state.
-            let before = (net.to_flat(), self.optimizer.state());
-            let (_, mut ck) = crate::persist::load_checkpoint_into(net, path)?;
-            let named =
-                |e: &dyn std::fmt::Display| TrainError::Config(format!("{}: {e}", path.display()));
-            let batches = train.len().div_ceil(batch_size);
-            let resumed = resume_point(path, &ck, self.epochs, batches).and_then(|first| {
-                best = Best::take_from(&mut ck, N::TENSORS, path)?;
-                self.optimizer
-                    .load_state_for(&ck.optimizer, N::TENSORS)
-                    .map_err(|e| named(&e))?;
-                if let Some(base) = base_lr_of(&ck.extra) {
-                    self.optimizer.set_learning_rate(base);
-                }
-                // The learning rate comes from the file: it must be valid too.
-                self.optimizer.validate().map_err(|e| named(&e))?;
-                Ok(first)
-            });
-            first_epoch = match resumed {
-                Ok(first) => first,
-                Err(e) => {
-                    net.copy_from_flat(&before.0);
-                    let _ = self.optimizer.load_state(&before.1);
-                    self.optimizer.set_learning_rate(before.1.lr);
-                    return Err(e);
-                }
-            };
-        }
+        let settings = RunSettings {
+            batch_size: self.batch_size,
+            seed: self.seed,
+            shuffle: self.shuffle,
+            validation_fraction: held_out_fraction,
+            training_samples: train.len(),
+            l1: self.l1,
+            l2: self.l2,
+            penalize_bias: self.penalize_bias,
+            clip: self.clip,
+            optimizer: self.optimizer.settings(),
+        };
+        let Resumed {
+            first_epoch,
+            mut best,
+        } = match &self.resume {
+            Some(path) => resume(
+                net,
+                &mut self.optimizer,
+                path,
+                &settings,
+                self.epochs,
+                train.len().div_ceil(batch_size),
+            )?,
+            None => Resumed {
+                first_epoch: 1,
+                best: None,
+            },
+        };
         let base_lr = self.optimizer.learning_rate();
         let penalty = crate::regularization::Penalty {
             l1: self.l1,
             l2: self.l2,
             include_bias: self.penalize_bias,
         };
-        // Without a penalty or clipping, a plain SGD step is fused into the backward pass
-        // (`Network::backward_sgd`): the gradients are never stored, read back and checked.
-        let fusable =
-            self.clip.is_none() && N::TENSORS.iter().all(|t| penalty.coefficients(t).is_none());
+        let rules = StepRules {
+            penalty: &penalty,
+            clip: self.clip,
+            // Without a penalty or clipping, a plain SGD step is fused into the backward pass
+            // (`Network::backward_sgd`): the gradients are never stored, read back and checked.
+            fusable: self.clip.is_none()
+                && N::TENSORS.iter().all(|t| penalty.coefficients(t).is_none()),
+        };
+        let mut buf = StepBuffers::<N, IN, OUT> {
+            ws: &mut ws,
+            tape: &mut tape,
+            grads: &mut grads,
+        };
+        // The checked state at the start of the epoch, to undo a step that went non-finite.
+        let mut snap = Snapshot::of(&*net, &self.optimizer);
 
         let mut history = History {
             epochs: Vec::new(),
@@ -499,87 +360,69 @@ impl<L, O> Trainer<'_, L, O> {
         // With several threads, whether each step's kernels use them (see `ThreadGovernor`).
         let mut governor = ThreadGovernor::new();
         'epochs: for epoch in first_epoch..=last_epoch {
-            // Dropout masks come from an rng seeded by (seed, epoch): a resumed run draws the
-            // same masks as an uninterrupted one.
-            let mut rng = StdRng::seed_from_u64(
-                self.seed ^ (epoch as u64).wrapping_mul(0xd1b5_4a32_d192_ed03),
-            );
             let lr = match &self.schedule {
                 Some(s) => s.lr(base_lr, epoch - 1),
                 None => base_lr,
             };
             self.optimizer.set_learning_rate(lr);
+            if let Err(e) = self.optimizer.validate() {
+                self.optimizer.set_learning_rate(snap.optimizer.lr);
+                return Err(TrainError::Config(format!(
+                    "epoch {epoch}: the learning-rate schedule gives {lr}: {e}"
+                )));
+            }
             order.shuffle_for(epoch as u64 - 1);
             let progress = EpochProgress::start(self.progress, epoch, self.epochs, train.len());
             tally.reset();
             let started = Instant::now();
             let alone_before = governor.steps_alone();
             let mut done = 0;
+            let mut rng = epoch_rng(self.seed, epoch);
             for (b, idx) in order.batches().enumerate() {
                 let n = idx.len();
-                let step = governor.step(n);
-                ws.gather(train, idx)?;
-                let x = ws.view::<IN>(n);
-                net.forward_train(x, &mut tape, &mut rng);
-                let targets = ws.targets(train.labels(), n);
-                let (value, wrt) = loss_on_output(
+                let governed = governor.step(n);
+                let outcome = step(
+                    net,
                     &self.loss,
-                    N::OUTPUT_ACTIVATION,
-                    tape.output_parts(),
-                    targets,
-                )
-                .map_err(|source| TrainError::Loss {
-                    epoch,
-                    batch: b,
-                    source,
-                })?;
-                let scale = self.optimizer.linear_step().filter(|_| fusable);
-                // `Some(stepped)` when the fused path ran: if it could not step, it wrote the
-                // gradients for the checked path. A non-finite loss takes the checked path,
-                // which reports it.
-                let fused = match scale {
-                    Some(s) if value.is_finite() => {
-                        Some(net.backward_sgd(x, &mut tape, wrt, T::of(s), &mut grads))
-                    }
-                    _ => None,
-                };
-                let value = if fused == Some(true) {
-                    self.optimizer.begin_step();
-                    value.to_f64()
-                } else {
-                    if fused.is_none() {
-                        net.backward(x, &mut tape, wrt, &mut grads);
-                    }
-                    let value = value.to_f64() + penalty.apply(&*net, &mut grads);
-                    let mut finite = true;
-                    grads.for_each_tensor(&mut |_, g| finite &= crate::kernel::all_finite(g));
-                    if !value.is_finite() || !finite {
+                    &mut self.optimizer,
+                    &rules,
+                    &mut buf,
+                    train,
+                    idx,
+                    &mut rng,
+                    (epoch, b),
+                )?;
+                governed.finish();
+                let value = match outcome {
+                    StepOutcome::Stepped(value) => value,
+                    StepOutcome::NonFinite(what) => {
+                        progress.abandon();
+                        if what == NonFinite::Parameters {
+                            let mut replay = Replay {
+                                net: &mut *net,
+                                loss: &self.loss,
+                                optimizer: &mut self.optimizer,
+                                rules: &rules,
+                                buf: &mut buf,
+                                train,
+                                order: &order,
+                                snap: &snap,
+                                seed: self.seed,
+                                epoch,
+                                lr,
+                            };
+                            replay.steps(b)?;
+                        }
                         return Err(TrainError::NonFinite {
                             epoch,
                             batch: b,
-                            what: if value.is_finite() {
-                                "gradient"
-                            } else {
-                                "loss"
-                            },
+                            what: what.what(),
                         });
                     }
-                    match self.clip {
-                        Some(Clip::Norm(max)) => {
-                            crate::regularization::clip_grad_norm(&mut grads, max);
-                        }
-                        Some(Clip::Value(v)) => {
-                            crate::regularization::clip_grad_value(&mut grads, v)
-                        }
-                        None => {}
-                    }
-                    self.optimizer.step(net, &grads);
-                    value
                 };
-                step.finish();
                 holds = None;
-                let parts = tape.output_parts();
-                tally.add(value, parts.output, OUT, ws.targets(train.labels(), n));
+                let parts = buf.tape.output_parts();
+                tally.add(value, parts.output, OUT, buf.ws.targets(train.labels(), n));
                 done += n;
                 progress.batch(done, tally.loss(), tally.accuracy(kind));
                 if let Some(cb) = self.on_batch.as_mut() {
@@ -596,12 +439,38 @@ impl<L, O> Trainer<'_, L, O> {
                     }
                 }
             }
+            // The weights were checked after every step; the optimizer's state (moments that
+            // can overflow while the weights stay finite) is checked once per epoch.
+            if !self.optimizer.state_is_finite() {
+                progress.abandon();
+                let mut replay = Replay {
+                    net: &mut *net,
+                    loss: &self.loss,
+                    optimizer: &mut self.optimizer,
+                    rules: &rules,
+                    buf: &mut buf,
+                    train,
+                    order: &order,
+                    snap: &snap,
+                    seed: self.seed,
+                    epoch,
+                    lr,
+                };
+                let batch = replay.find_bad_state()?;
+                replay.steps(batch)?;
+                return Err(TrainError::NonFinite {
+                    epoch,
+                    batch,
+                    what: "optimizer's state after its step",
+                });
+            }
+            snap.update(&*net, &self.optimizer);
             holds = Some(epoch);
             let seconds = started.elapsed().as_secs_f64();
             let (val_loss, val_metrics) = match validation {
                 Some(v) => {
                     let (l, m) =
-                        evaluate_with(net, &self.loss, v, batch_size.max(256), &mut tape, &mut ws)?;
+                        evaluate_with(net, &self.loss, v, batch_size.max(256), buf.tape, buf.ws)?;
                     (Some(l), Some(m))
                 }
                 None => (None, None),
@@ -635,6 +504,7 @@ impl<L, O> Trainer<'_, L, O> {
                         extra: serde_json::json!({
                             "base_lr": base_lr,
                             "base_lr_bits": base_lr.to_bits(),
+                            "run": settings.to_json(),
                         }),
                     };
                     if let Some(b) = &best {
@@ -667,123 +537,189 @@ impl<L, O> Trainer<'_, L, O> {
         }
         Ok(history)
     }
-}
 
-/// The first epoch after a checkpoint's, checking with exact arithmetic that its epoch and
-/// step counters can go on for the `batches` steps of each epoch up to `epochs`; a counter
-/// that would overflow is an error naming the file and the metadata entry.
-fn resume_point<T>(
-    path: &std::path::Path,
-    ck: &crate::persist::Checkpoint<T>,
-    epochs: usize,
-    batches: usize,
-) -> Result<usize, TrainError> {
-    let bad = |message: String| {
-        TrainError::Persist(crate::persist::PersistError::Checkpoint {
-            path: path.to_path_buf(),
-            message,
-        })
-    };
-    let first = usize::try_from(ck.epoch)
-        .ok()
-        .and_then(|e| e.checked_add(1))
-        .ok_or_else(|| {
-            bad(format!(
-                "`nn.epoch` = {} is too large to continue from",
-                ck.epoch
-            ))
-        })?;
-    let remaining = u64::try_from(epochs.saturating_sub(first - 1)).unwrap_or(u64::MAX);
-    let steps = u64::try_from(batches)
-        .ok()
-        .and_then(|b| b.checked_mul(remaining));
-    let last = steps.and_then(|s| ck.optimizer.step.checked_add(s));
-    if last.is_none() {
-        return Err(bad(format!(
-            "`nn.optim.step` = {} overflows in the {remaining} remaining epochs of {batches} steps",
-            ck.optimizer.step
-        )));
-    }
-    Ok(first)
-}
-
-/// Refuses targets that do not fit the network's output.
-fn check_targets<T: Float, const IN: usize, const OUT: usize>(
-    data: &Dataset<T, IN>,
-    which: &str,
-) -> Result<(), TrainError> {
-    match data.labels() {
-        Labels::Classes { labels, .. } => {
-            if let Some((sample, &class)) = labels.iter().enumerate().find(|(_, &c)| c >= OUT) {
+    /// Checks every setting that needs no data, and that the checkpoint can be written,
+    /// before anything trains.
+    fn validate_settings<T: Float>(&self) -> Result<(), TrainError>
+    where
+        O: Optimizer<T>,
+    {
+        if self.epochs == 0 || self.batch_size == 0 {
+            return Err(TrainError::Config(
+                "epochs and batch size must be at least 1".into(),
+            ));
+        }
+        self.optimizer.validate()?;
+        crate::regularization::Penalty::new(self.l1, self.l2).validate()?;
+        if let Some(s) = &self.schedule {
+            s.validate()?;
+        }
+        match self.clip {
+            Some(Clip::Norm(v)) | Some(Clip::Value(v)) if !(v > 0.0 && v.is_finite()) => {
                 return Err(TrainError::Config(format!(
-                    "{which} set: sample {sample} has class {class}, but the network has {OUT} outputs"
+                    "clipping threshold must be positive and finite, got {v}"
+                )));
+            }
+            _ => {}
+        }
+        if let Some(f) = self.validation_fraction {
+            if !(f > 0.0 && f < 1.0) {
+                return Err(TrainError::Config(format!(
+                    "validation fraction must be in (0, 1), got {f}"
                 )));
             }
         }
-        Labels::Values { rows, .. } if *rows != OUT => {
-            return Err(TrainError::Config(format!(
-                "{which} set: targets have {rows} values, but the network has {OUT} outputs"
-            )));
+        if let Some((path, _)) = &self.checkpoint {
+            check_writable(path)?;
         }
-        Labels::Values { .. } => {}
+        Ok(())
     }
-    Ok(())
 }
 
-fn evaluate_with<N, T, L, const IN: usize, const OUT: usize>(
-    net: &N,
-    loss: &L,
-    data: &Dataset<T, IN>,
-    chunk: usize,
-    tape: &mut N::Tape,
-    ws: &mut Workspace<T>,
-) -> Result<(f64, Metrics), TrainError>
-where
-    N: Network<IN, OUT, Scalar = T>,
-    T: Float,
-    L: Loss<T> + ?Sized,
-{
-    let kind = TaskKind::of(data, N::OUTPUT_ACTIVATION);
-    let mut tally = Tally::new(kind, OUT);
-    let all: Vec<usize> = (0..data.len()).collect();
-    if ws.inputs.len() < IN * chunk {
-        ws.inputs.resize(IN * chunk, T::zero());
-    }
-    for idx in all.chunks(chunk) {
-        let n = idx.len();
-        ws.gather(data, idx)?;
-        net.forward_eval(ws.view::<IN>(n), tape);
-        let targets = ws.targets(data.labels(), n);
-        let (value, _) = loss_on_output(loss, N::OUTPUT_ACTIVATION, tape.output_parts(), targets)
-            .map_err(|source| TrainError::Loss {
-            epoch: 0,
-            batch: 0,
+/// The dropout rng of `epoch`, seeded by (seed, epoch): a resumed run, and a replay of the
+/// epoch, draw the same masks as an uninterrupted one.
+fn epoch_rng(seed: u64, epoch: usize) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0xd1b5_4a32_d192_ed03))
+}
+
+/// Refuses a checkpoint path whose directory does not exist or cannot take a new file (the
+/// atomic save writes a temporary file beside it), or that names a directory, by creating
+/// and removing a probe file there.
+fn check_writable(path: &Path) -> Result<(), TrainError> {
+    let io = |source: std::io::Error| {
+        TrainError::Persist(PersistError::Io {
+            path: path.to_path_buf(),
             source,
-        })?;
-        tally.add(
-            value.to_f64(),
-            tape.output_parts().output,
-            OUT,
-            ws.targets(data.labels(), n),
-        );
+        })
+    };
+    if path.is_dir() {
+        return Err(io(std::io::Error::other(
+            "the checkpoint path is a directory; give a file name",
+        )));
     }
-    Ok((tally.loss(), tally.metrics(kind)))
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
+    let probe = dir.join(format!(".{name}.probe.{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| {
+            io(std::io::Error::new(
+                e.kind(),
+                format!("the checkpoint cannot be written in {}: {e}", dir.display()),
+            ))
+        })?;
+    std::fs::remove_file(&probe).map_err(io)
 }
 
-/// The loss (data loss, mean over samples) and metrics of `net` on `data`, in inference mode.
-pub fn evaluate<N, T, L, const IN: usize, const OUT: usize>(
-    net: &N,
-    loss: &L,
-    data: &Dataset<T, IN>,
-) -> Result<(f64, Metrics), TrainError>
+/// The checked state at the start of an epoch: the weights and the optimizer's state, in
+/// buffers reused from epoch to epoch.
+struct Snapshot<T> {
+    weights: Vec<T>,
+    optimizer: OptimizerState<T>,
+}
+
+impl<T: Float> Snapshot<T> {
+    fn of<P: Parameters<T>, O: Optimizer<T>>(net: &P, optimizer: &O) -> Self {
+        Self {
+            weights: net.to_flat(),
+            optimizer: optimizer.state(),
+        }
+    }
+
+    /// Copies the current state in (allocating only while the optimizer's buffers grow).
+    fn update<P: Parameters<T>, O: Optimizer<T>>(&mut self, net: &P, optimizer: &O) {
+        self.weights.clear();
+        net.for_each_tensor(&mut |_, v| self.weights.extend_from_slice(v));
+        optimizer.state_into(&mut self.optimizer);
+    }
+}
+
+/// Re-runs the first steps of an epoch from its snapshot. Training is deterministic (the
+/// same batches, dropout masks, and bits on one thread or several), so this reproduces the
+/// state after any step of the epoch exactly.
+struct Replay<'r, 'b, 'p, N: Network<IN, OUT>, L, O, const IN: usize, const OUT: usize> {
+    net: &'r mut N,
+    loss: &'r L,
+    optimizer: &'r mut O,
+    rules: &'r StepRules<'p>,
+    buf: &'r mut StepBuffers<'b, N, IN, OUT>,
+    train: &'r Dataset<N::Scalar, IN>,
+    order: &'r BatchOrder,
+    snap: &'r Snapshot<N::Scalar>,
+    seed: u64,
+    epoch: usize,
+    lr: f64,
+}
+
+impl<N, L, O, const IN: usize, const OUT: usize> Replay<'_, '_, '_, N, L, O, IN, OUT>
 where
-    N: Network<IN, OUT, Scalar = T>,
-    T: Float,
-    L: Loss<T> + ?Sized,
+    N: Network<IN, OUT>,
+    L: Loss<N::Scalar>,
+    O: Optimizer<N::Scalar>,
 {
-    check_targets::<T, IN, OUT>(data, "evaluation")?;
-    let chunk = 512;
-    let mut ws = Workspace::new(IN, OUT, chunk);
-    let mut tape = net.new_tape();
-    evaluate_with(net, loss, data, chunk, &mut tape, &mut ws)
+    /// Puts the snapshot back.
+    fn restore(&mut self) -> Result<(), TrainError> {
+        self.net.copy_from_flat(&self.snap.weights);
+        self.optimizer
+            .load_state(&self.snap.optimizer)
+            .map_err(|e| TrainError::Config(format!("restoring the optimizer's state: {e}")))?;
+        self.optimizer.set_learning_rate(self.lr);
+        Ok(())
+    }
+
+    /// Runs steps from the snapshot while `go_on(steps run, optimizer)` holds (asked before
+    /// each step and after the last); returns how many ran. Should a step not reproduce
+    /// (turn non-finite again), the snapshot is put back and 0 returned.
+    fn run(&mut self, mut go_on: impl FnMut(usize, &O) -> bool) -> Result<usize, TrainError> {
+        self.restore()?;
+        let mut rng = epoch_rng(self.seed, self.epoch);
+        let mut ran = 0;
+        for (b, idx) in self.order.batches().enumerate() {
+            if !go_on(b, self.optimizer) {
+                return Ok(b);
+            }
+            let outcome = step(
+                self.net,
+                self.loss,
+                self.optimizer,
+                self.rules,
+                self.buf,
+                self.train,
+                idx,
+                &mut rng,
+                (self.epoch, b),
+            )?;
+            if let StepOutcome::NonFinite(_) = outcome {
+                self.restore()?;
+                return Ok(0);
+            }
+            ran = b + 1;
+        }
+        go_on(ran, self.optimizer);
+        Ok(ran)
+    }
+
+    /// Leaves the state after the first `steps` steps of the epoch.
+    fn steps(&mut self, steps: usize) -> Result<(), TrainError> {
+        self.run(|b, _| b < steps).map(|_| ())
+    }
+
+    /// The first step after which the optimizer's state is not finite.
+    fn find_bad_state(&mut self) -> Result<usize, TrainError> {
+        let mut bad = None;
+        self.run(|b, o| {
+            if b > 0 && bad.is_none() && !o.state_is_finite() {
+                bad = Some(b - 1);
+            }
+            bad.is_none()
+        })?;
+        Ok(bad.unwrap_or(0))
+    }
 }
