@@ -167,7 +167,8 @@ impl<T: Float> Slots<T> {
     /// Replaces every buffer from `state` (as [`Slots::export`] wrote it with the same
     /// `names`), checking the optimizer name, the buffer names and lengths, that every value
     /// is finite and those of the buffers in `non_negative` (accumulated squares) at least 0,
-    /// and that tensors already seen keep their length. All or nothing.
+    /// and that tensors already seen keep their length. All or nothing. A state with no
+    /// buffers at all (an optimizer before its first step) starts every buffer afresh.
     pub(crate) fn import(
         &mut self,
         optimizer: &str,
@@ -180,6 +181,12 @@ impl<T: Float> Slots<T> {
                 "the state is of optimizer `{}`, not `{optimizer}`",
                 state.name
             )));
+        }
+        if state.buffers.is_empty() {
+            // The state of an optimizer before its first step: every buffer starts afresh.
+            self.slots.clear();
+            self.by_index.clear();
+            return Ok(());
         }
         for (full, values) in &state.buffers {
             let negative_ok = !full

@@ -342,10 +342,10 @@ impl<L, O> Trainer<'_, L, O> {
         };
         // The epoch whose weights the network holds (`None` in the middle of an epoch).
         let mut holds = Some(first_epoch - 1);
+        let early_stopping = self.early_stopping;
         let patience_out = |best: &Option<Best<T>>| {
             let waited = best.as_ref().map_or(0, |b| b.since);
-            self.early_stopping
-                .is_some_and(|es| waited >= es.patience.max(1))
+            early_stopping.is_some_and(|es| waited >= es.patience.max(1))
         };
         // A checkpoint of the epoch where early stopping ended the run resumes to nothing more.
         let last_epoch = if patience_out(&best) {
@@ -355,22 +355,19 @@ impl<L, O> Trainer<'_, L, O> {
             self.epochs
         };
 
+        // A schedule's rate for every epoch is checked as the optimizer checks its own, before
+        // anything trains (up to a bound on the epochs, and again at each epoch).
+        for epoch in first_epoch..=last_epoch.min(first_epoch.saturating_add(100_000)) {
+            self.schedule_lr(base_lr, epoch)?;
+        }
+        self.optimizer.set_learning_rate(base_lr);
+
         // One tally for the whole run, reset per epoch: no epoch start allocates.
         let mut tally = Tally::new(kind, OUT);
         // With several threads, whether each step's kernels use them (see `ThreadGovernor`).
         let mut governor = ThreadGovernor::new();
         'epochs: for epoch in first_epoch..=last_epoch {
-            let lr = match &self.schedule {
-                Some(s) => s.lr(base_lr, epoch - 1),
-                None => base_lr,
-            };
-            self.optimizer.set_learning_rate(lr);
-            if let Err(e) = self.optimizer.validate() {
-                self.optimizer.set_learning_rate(snap.optimizer.lr);
-                return Err(TrainError::Config(format!(
-                    "epoch {epoch}: the learning-rate schedule gives {lr}: {e}"
-                )));
-            }
+            let lr = self.schedule_lr(base_lr, epoch)?;
             order.shuffle_for(epoch as u64 - 1);
             let progress = EpochProgress::start(self.progress, epoch, self.epochs, train.len());
             tally.reset();
@@ -536,6 +533,31 @@ impl<L, O> Trainer<'_, L, O> {
             }
         }
         Ok(history)
+    }
+
+    /// Sets the learning rate of `epoch` from the schedule (if any) and checks it as the
+    /// optimizer checks its own: a negative, NaN or infinite rate is refused, naming the
+    /// epoch, and the rate in force is kept.
+    fn schedule_lr<T: Float>(&mut self, base_lr: f64, epoch: usize) -> Result<f64, TrainError>
+    where
+        O: Optimizer<T>,
+    {
+        let Some(s) = &self.schedule else {
+            return Ok(base_lr);
+        };
+        let lr = s.lr(base_lr, epoch - 1);
+        let before = self.optimizer.learning_rate();
+        self.optimizer.set_learning_rate(lr);
+        match self.optimizer.validate() {
+            Ok(()) => Ok(lr),
+            Err(e) => {
+                self.optimizer.set_learning_rate(before);
+                Err(TrainError::Config(format!(
+                    "the learning-rate schedule gives epoch {epoch} the rate {lr}, which the \
+                     optimizer refuses: {e}"
+                )))
+            }
+        }
     }
 
     /// Checks every setting that needs no data, and that the checkpoint can be written,
