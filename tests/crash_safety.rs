@@ -33,6 +33,23 @@ const MORE_EPOCHS: usize = 3;
 const KILLS: usize = 30;
 /// The longest a child lives after it reports its start.
 const MAX_LIFE_MS: u64 = 150;
+/// Set (only in the child) for a run whose learning rate turns infinite in f32 at
+/// [`DIVERGES_AT`].
+const CHILD_DIVERGES: &str = "NN_CRASH_SAFETY_DIVERGES";
+/// The epoch whose first step overflows the weights in a diverging run.
+const DIVERGES_AT: usize = 4;
+/// Kills of diverging runs.
+const DIVERGING_KILLS: usize = 12;
+
+/// The learning-rate factor of a diverging run: Adam's 1e-3 until [`DIVERGES_AT`], then
+/// 1e39, which is infinite in f32.
+fn diverging(epoch: usize) -> f64 {
+    if epoch + 1 < DIVERGES_AT {
+        1.0
+    } else {
+        1e42
+    }
+}
 
 fn data() -> Dataset<f32, 8> {
     let mut rng = StdRng::seed_from_u64(11);
@@ -104,17 +121,32 @@ fn crash_child() {
         }
         Control::Continue
     });
+    if std::env::var_os(CHILD_DIVERGES).is_some() {
+        t = t.schedule(nn::runtime::schedule::Lambda(diverging));
+    }
     if path.exists() {
         t = t.resume_from(&path);
     }
     println!("@@start");
-    t.fit(&mut net, &data, None).expect("training");
-    println!("@@done");
+    match t.fit(&mut net, &data, None) {
+        Ok(_) => println!("@@done"),
+        Err(TrainError::NonFinite { epoch, .. }) => println!("@@diverged {epoch}"),
+        Err(e) => panic!("training: {e}"),
+    }
 }
 
 /// Starts the child in `dir` for `epochs` epochs, its stdout piped.
 fn spawn(dir: &Path, epochs: usize) -> std::process::Child {
-    Command::new(std::env::current_exe().expect("the test binary"))
+    spawn_with(dir, epochs, false)
+}
+
+/// Starts the child, diverging at [`DIVERGES_AT`] if `diverges`.
+fn spawn_with(dir: &Path, epochs: usize, diverges: bool) -> std::process::Child {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    if diverges {
+        command.env(CHILD_DIVERGES, "1");
+    }
+    command
         .args([
             "--exact",
             "crash_child",
@@ -249,6 +281,72 @@ fn crash_safety_under_sigkill() {
     );
 }
 
+/// A run whose learning rate turns infinite in f32 at epoch [`DIVERGES_AT`] is killed at
+/// random moments before, during and after the epoch that diverges, each new child resuming
+/// from the newest checkpoint. Every checkpoint on disk loads, holds finite weights and
+/// optimizer state, and is an epoch before the divergence; the last one is bit for bit the
+/// uninterrupted run's checkpoint of the epoch before it.
+#[test]
+fn a_diverging_run_never_checkpoints_what_it_did_not_check() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("ckpt.safetensors");
+    let mut rng = StdRng::seed_from_u64(2027);
+    let finite = |s: &State| {
+        s.params.iter().all(|&b| f32::from_bits(b).is_finite())
+            && s.checkpoint
+                .optimizer
+                .buffers
+                .iter()
+                .all(|(_, v)| v.iter().all(|x| x.is_finite()))
+    };
+    let mut diverged = 0;
+    for kill in 0..DIVERGING_KILLS {
+        let mut child = spawn_with(dir.path(), MANY_EPOCHS, true);
+        std::thread::sleep(Duration::from_micros(
+            rng.random_range(0..MAX_LIFE_MS * 1000),
+        ));
+        let _ = child.kill(); // it may have ended already, by diverging
+        let output = child.wait_with_output().expect("the child's output");
+        let seen = String::from_utf8_lossy(&output.stdout);
+        diverged += usize::from(seen.contains(&format!("@@diverged {DIVERGES_AT}")));
+        if path.exists() {
+            let state = load(&path).unwrap_or_else(|e| panic!("kill {kill}: {e}"));
+            assert!(finite(&state), "kill {kill}: a non-finite checkpoint");
+            assert!(
+                (state.checkpoint.epoch as usize) < DIVERGES_AT,
+                "kill {kill}: a checkpoint of epoch {}",
+                state.checkpoint.epoch
+            );
+        }
+    }
+    // A child left alone resumes, diverges, and leaves the checkpoint as it was.
+    let output = spawn_with(dir.path(), MANY_EPOCHS, true)
+        .wait_with_output()
+        .expect("the last child");
+    let seen = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        seen.contains(&format!("@@diverged {DIVERGES_AT}")),
+        "{seen}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let last = load(&path).expect("the checkpoint before the divergence");
+    assert!(finite(&last));
+    assert_eq!(last.checkpoint.epoch as usize, DIVERGES_AT - 1);
+    // The uninterrupted run's checkpoint of that epoch.
+    let reference_dir = tempfile::tempdir().expect("temporary directory");
+    let reference_path = reference_dir.path().join("ckpt.safetensors");
+    let mut net = fresh();
+    trainer(&reference_path, DIVERGES_AT - 1)
+        .schedule(nn::runtime::schedule::Lambda(diverging))
+        .fit(&mut net, &data(), None)
+        .expect("training up to the divergence");
+    assert!(last == load(&reference_path).expect("a checkpoint"));
+    println!(
+        "{DIVERGING_KILLS} kills of a run diverging at epoch {DIVERGES_AT} ({diverged} children \
+         diverged before their kill): every checkpoint finite and before the divergence"
+    );
+}
+
 /// A checkpoint of one epoch of training, then changed by `edit`.
 fn edited_checkpoint(dir: &Path, edit: impl FnOnce(&mut Checkpoint<f32>)) -> PathBuf {
     let path = dir.join("ckpt.safetensors");
@@ -266,7 +364,7 @@ fn edited_checkpoint(dir: &Path, edit: impl FnOnce(&mut Checkpoint<f32>)) -> Pat
 fn resuming_from_counters_that_would_overflow_is_an_error() {
     let dir = tempfile::tempdir().expect("temporary directory");
     type Edit = fn(&mut Checkpoint<f32>);
-    let cases: [(Edit, &str); 5] = [
+    let cases: [(Edit, &str); 6] = [
         (
             |c| c.extra = serde_json::json!({ "base_lr": -1.0 }),
             "Adam: invalid lr = -1",
@@ -282,6 +380,15 @@ fn resuming_from_counters_that_would_overflow_is_an_error() {
         (
             |c| c.optimizer.step = u64::MAX,
             "`nn.optim.step` = 18446744073709551615 overflows",
+        ),
+        (
+            |c| {
+                let (name, v) = &mut c.optimizer.buffers[1];
+                assert_eq!(name, "dense0.weight.exp_avg_sq");
+                v[3] = -1.0;
+            },
+            "optimizer state: buffer `dense0.weight.exp_avg_sq` holds -1 at index 3; its values \
+             must be finite and at least 0",
         ),
         (
             |c| c.optimizer.step = u64::MAX - 5,
