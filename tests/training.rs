@@ -644,6 +644,20 @@ fn a_step_that_overflows_the_weights_is_undone_exactly_and_never_checkpointed() 
     assert_eq!(net.to_flat(), before);
     let state = nn::runtime::optim::Optimizer::<f32>::state(trainer.optimizer());
     assert_eq!((state.step, state.buffers.len()), (0, 0));
+    // SGD with momentum at 1e39 (the checked path with a momentum buffer).
+    let mut trainer = Trainer::new(CrossEntropy, Sgd::new(1e39).momentum(0.5))
+        .epochs(2)
+        .progress(Progress::Off);
+    let err = trainer
+        .fit(&mut net, &clusters(64, 2), None)
+        .expect_err("overflows");
+    assert_eq!(
+        expect_non_finite(err, "weights after the optimizer's step"),
+        (1, 0)
+    );
+    assert_eq!(net.to_flat(), before);
+    let state = nn::runtime::optim::Optimizer::<f32>::state(trainer.optimizer());
+    assert_eq!((state.step, state.buffers.len()), (0, 0));
 }
 
 #[test]
