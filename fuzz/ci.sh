@@ -2,14 +2,25 @@
 # Short, bounded fuzzing for CI on stable Rust, without cargo-fuzz: builds the four targets
 # (idx, csv, safetensors, checkpoint) with plain `cargo build --release` and the coverage flags
 # `cargo fuzz build -s none` passes (no AddressSanitizer, no nightly), then runs each target
-# binary from the committed seeds for SECONDS seconds (default 25). Prints executions per
-# target; exits non-zero if any target crashed, went past the RSS limit or timed out (the
-# input is kept in fuzz/artifacts/<target>/). `run.sh` is the longer cargo-fuzz mode with ASan.
+# binary from the committed seeds for SECONDS seconds (default 25), or for N executions each
+# with `--runs N` (the local mode: `--runs 1000000` takes 5-15 minutes per target on two
+# cores). Prints executions and seconds per target; exits non-zero if any target crashed,
+# went past the RSS limit or timed out (the input is kept in fuzz/artifacts/<target>/).
+# `run.sh` is the longer cargo-fuzz mode with ASan.
 #
 #   bash fuzz/ci.sh 25
+#   bash fuzz/ci.sh --runs 1000000
 set -euo pipefail
 cd "$(dirname "$0")"
-seconds="${1:-25}"
+if [ "${1:-}" = "--runs" ]; then
+  runs="${2:?--runs takes a number of executions}"
+  limit=(-runs="$runs")
+  budget="$runs executions"
+else
+  seconds="${1:-25}"
+  limit=(-max_total_time="$seconds")
+  budget="${seconds}s"
+fi
 targets=(idx csv safetensors checkpoint)
 host="$(rustc -vV | sed -n 's/^host: //p')"
 
@@ -46,7 +57,7 @@ failed=0
 for t in "${targets[@]}"; do
   mkdir -p "$scratch/corpus/$t" "artifacts/$t"
   fuzz_target "$t" "logs/$t.log" "target/$host/release/$t" "$scratch/corpus/$t" "seeds/$t" \
-    -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="artifacts/$t/"
 done
 printf '%s\n' "${summary[@]}"

@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"
+budget="${seconds}s"
 targets=(idx csv safetensors checkpoint)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
