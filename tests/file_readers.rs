@@ -232,10 +232,8 @@ fn csv_files() {
     let text = "a,b,c,label\n0.5,-1,2e3,2\n1,2,3,0\n-0.25,1e-3,7,1\n";
     let classes = csv::CsvOptions::classes(3);
     let values = csv::CsvOptions {
-        has_header: true,
-        delimiter: b',',
         target_column: csv::TargetColumn::Index(0),
-        target: csv::Target::Values { rows: 2 },
+        ..csv::CsvOptions::values(2)
     };
     let (cases, _) = fuzz("csv", text.as_bytes(), |f| {
         let d = named(csv::load::<f32, 3>(f, &classes), f)?;
@@ -246,6 +244,78 @@ fn csv_files() {
         Ok(d.is_some() && v.is_some())
     });
     assert_eq!(cases, CASES);
+}
+
+/// A multi-megabyte CSV record is refused once it passes the record limit, with a small
+/// allocation; a long bad field is quoted short; a raised limit reads a long valid record.
+#[test]
+fn csv_records_over_the_limit_are_refused_early() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("written");
+        p
+    };
+    let limit = csv::DEFAULT_MAX_RECORD_BYTES;
+    let refused = |p: &Path| {
+        format!(
+            "{}:2: the record is longer than the limit of {limit} bytes; raise it with \
+             `CsvOptions::max_record_bytes` to read such records",
+            p.display()
+        )
+    };
+    // 64 MiB of `1,` on one line. Read whole, its 32 Mi field ends alone took 256 MiB.
+    let line = [b"a,b,label\n".as_slice(), &b"1,".repeat(32 << 20)].concat();
+    let p = file("line.csv", &line);
+    let started = std::time::Instant::now();
+    let (largest, r) = largest_allocation(|| csv::load::<f32, 2>(&p, &csv::CsvOptions::classes(2)));
+    let e = r.expect_err("a record over the limit").to_string();
+    assert_eq!(e, refused(&p));
+    // The parser's field ends, 8 bytes per 2-byte field grown by doubling, dominate: 24 MiB
+    // for the 4 MiB it read (a `1,` per field), against 256 MiB for the whole line.
+    assert!(largest <= 8 * limit, "allocated {largest} bytes: {e}");
+    println!(
+        "64 MiB line: refused in {:.3} s, largest allocation {largest} bytes",
+        started.elapsed().as_secs_f64()
+    );
+
+    // A 3 MB field (under the limit) that is no number: the message quotes 64 characters.
+    let field = "z".repeat(3_000_000);
+    let p = file("field.csv", format!("a,b,label\n1,{field},0\n").as_bytes());
+    let e = csv::load::<f32, 2>(&p, &csv::CsvOptions::classes(2))
+        .expect_err("not a number")
+        .to_string();
+    let name = p.display().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{name}:2, column 2 (`b`): `{}…` (3000000 bytes) is not a number",
+            &field[..64]
+        )
+    );
+    assert!(e.len() < name.len() + 130, "{} bytes: {e}", e.len());
+
+    // A valid record of 6 MiB (a number with leading zeros): refused by default, read with
+    // a higher limit.
+    let zeros = "0".repeat(6 << 20);
+    let p = file(
+        "long.csv",
+        format!("a,b,label\n1,{zeros}2.5,1\n").as_bytes(),
+    );
+    let e = csv::load::<f32, 2>(&p, &csv::CsvOptions::classes(2))
+        .expect_err("a record over the default limit")
+        .to_string();
+    assert_eq!(e, refused(&p));
+    let d = csv::load::<f32, 2>(&p, &csv::CsvOptions::classes(2).max_record_bytes(7 << 20))
+        .expect("under the raised limit");
+    assert_eq!(d.inputs().as_slice(), &[1.0, 2.5]);
+    assert_eq!(
+        d.labels(),
+        &Labels::Classes {
+            labels: vec![1],
+            classes: 2
+        }
+    );
 }
 
 network! { #[derive(Debug)] Small < dense(4 -> 3, relu), dropout(0.5), dense(3 -> 2, softmax) > }

@@ -1,11 +1,25 @@
 //! Data sets from CSV files: `IN` feature columns and a target (a class label or `rows`
 //! consecutive target values), every record checked, errors naming file, line and column.
+//!
+//! A record may take at most [`CsvOptions::max_record_bytes`] bytes: the reader stops as soon
+//! as one is longer, so a hostile file costs a small multiple of that limit in memory and
+//! time; error messages quote at most [`QUOTED_CHARS`] characters of a field.
 
 use super::{DataError, Dataset, Labels};
 use crate::network::Batch;
 use crate::scalar::Float;
 use nalgebra::{Const, Dyn};
+use std::fs::File;
+use std::io::{self, Read};
 use std::path::Path;
+
+/// The default [`CsvOptions::max_record_bytes`]: 4 MiB, about 400,000 numbers of ten
+/// characters in one record.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 4 << 20;
+
+/// How many characters of a field an error message quotes; a longer field is shown as its
+/// start, `…` and its length in bytes.
+pub const QUOTED_CHARS: usize = 64;
 
 /// Where the target is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +58,12 @@ pub struct CsvOptions {
     pub target_column: TargetColumn,
     /// What the target is.
     pub target: Target,
+    /// The most bytes one record may take, counted from the end of the previous record: its
+    /// fields, delimiters, quotes and line terminator, and any blank lines before it
+    /// (default [`DEFAULT_MAX_RECORD_BYTES`]). Reading stops with an error at the first record
+    /// that is longer, having used at most about 16 times this much memory (the parser keeps
+    /// 8 bytes per field besides the record's bytes).
+    pub max_record_bytes: usize,
 }
 
 impl CsvOptions {
@@ -54,6 +74,7 @@ impl CsvOptions {
             delimiter: b',',
             target_column: TargetColumn::Last,
             target: Target::Classes { classes },
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 
@@ -62,6 +83,15 @@ impl CsvOptions {
         Self {
             target: Target::Values { rows },
             ..Self::classes(0)
+        }
+    }
+
+    /// Sets [`max_record_bytes`](Self::max_record_bytes), e.g. to read a file of records
+    /// longer than [`DEFAULT_MAX_RECORD_BYTES`].
+    pub fn max_record_bytes(self, bytes: usize) -> Self {
+        Self {
+            max_record_bytes: bytes,
+            ..self
         }
     }
 }
@@ -74,35 +104,30 @@ pub fn load<T: Float, const IN: usize>(
     options: &CsvOptions,
 ) -> Result<Dataset<T, IN>, DataError> {
     let path = path.as_ref();
-    let csv_err = |e: ::csv::Error| {
-        let line = e.position().map_or(0, |p| p.line());
-        match e.into_kind() {
-            ::csv::ErrorKind::Io(source) => DataError::Io {
-                path: path.to_path_buf(),
-                source,
-            },
-            kind => DataError::Csv {
-                path: path.to_path_buf(),
-                line,
-                column: None,
-                message: format!("{kind:?}"),
-            },
-        }
-    };
+    let file = File::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read(file, path, options)
+}
+
+/// [`load`] from any reader; `path` names it in errors.
+fn read<T: Float, const IN: usize>(
+    source: impl Read,
+    path: &Path,
+    options: &CsvOptions,
+) -> Result<Dataset<T, IN>, DataError> {
+    // The header, if any, is read as the first record, under the same limit.
     let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(options.has_header)
+        .has_headers(false)
         .delimiter(options.delimiter)
         .flexible(true)
         .trim(::csv::Trim::All)
-        .from_path(path)
-        .map_err(csv_err)?;
-    let headers: Vec<String> = if options.has_header {
-        reader
-            .headers()
-            .map_err(csv_err)?
-            .iter()
-            .map(str::to_owned)
-            .collect()
+        .from_reader(RecordWindow::new(source, options.max_record_bytes));
+    let mut record = ::csv::StringRecord::new();
+    let headers: Vec<String> = if options.has_header && next_record(&mut reader, &mut record, path)?
+    {
+        record.iter().map(str::to_owned).collect()
     } else {
         Vec::new()
     };
@@ -144,13 +169,12 @@ pub fn load<T: Float, const IN: usize>(
     let mut inputs: Vec<T> = Vec::new();
     let mut classes: Vec<usize> = Vec::new();
     let mut values: Vec<T> = Vec::new();
-    let mut record = ::csv::StringRecord::new();
-    while reader.read_record(&mut record).map_err(csv_err)? {
+    while next_record(&mut reader, &mut record, path)? {
         let line = record.position().map_or(0, |p| p.line());
         let at = |c: usize, message: String| DataError::Csv {
             path: path.to_path_buf(),
             line,
-            column: Some((c + 1, headers.get(c).cloned())),
+            column: Some((c + 1, headers.get(c).map(|h| excerpt(h)))),
             message,
         };
         if record.len() != columns {
@@ -168,7 +192,7 @@ pub fn load<T: Float, const IN: usize>(
         for (c, field) in record.iter().enumerate() {
             if let (Target::Classes { classes: n }, true) = (options.target, is_target(c)) {
                 let label = parse_class(field)
-                    .ok_or_else(|| at(c, format!("`{field}` is not a class label")))?;
+                    .ok_or_else(|| at(c, format!("{} is not a class label", quote(field))))?;
                 if label >= n {
                     return Err(at(
                         c,
@@ -180,14 +204,14 @@ pub fn load<T: Float, const IN: usize>(
             }
             let v: f64 = field
                 .parse()
-                .map_err(|_| at(c, format!("`{field}` is not a number")))?;
+                .map_err(|_| at(c, format!("{} is not a number", quote(field))))?;
             // Checked after the conversion: `1e39` is a finite f64 but overflows f32.
             let t = T::of(v);
             if !t.to_f64().is_finite() {
                 let message = if v.is_finite() {
-                    format!("`{field}` is out of range for {}", T::NAME)
+                    format!("{} is out of range for {}", quote(field), T::NAME)
                 } else {
-                    format!("`{field}` is not finite")
+                    format!("{} is not finite", quote(field))
                 };
                 return Err(at(c, message));
             }
@@ -209,6 +233,116 @@ pub fn load<T: Float, const IN: usize>(
         Target::Values { rows } => Labels::Values { values, rows },
     };
     Dataset::new(batch, labels)
+}
+
+/// Reads the next record into `record`; `false` at the end of the file. A record longer than
+/// the window's limit is an error naming the line it starts on.
+fn next_record<R: Read>(
+    reader: &mut ::csv::Reader<RecordWindow<R>>,
+    record: &mut ::csv::StringRecord,
+    path: &Path,
+) -> Result<bool, DataError> {
+    let at = reader.position().clone();
+    reader.get_mut().start_record(at.byte());
+    reader.read_record(record).map_err(|e| {
+        let window = reader.get_ref();
+        if window.exceeded {
+            return DataError::Csv {
+                path: path.to_path_buf(),
+                line: at.line(),
+                column: None,
+                message: format!(
+                    "the record is longer than the limit of {} bytes; raise it with \
+                     `CsvOptions::max_record_bytes` to read such records",
+                    window.limit
+                ),
+            };
+        }
+        let line = e.position().map_or(at.line(), |p| p.line());
+        match e.into_kind() {
+            ::csv::ErrorKind::Io(source) => DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            kind => DataError::Csv {
+                path: path.to_path_buf(),
+                line,
+                column: None,
+                message: format!("{kind:?}"),
+            },
+        }
+    })
+}
+
+/// The source under the CSV parser, handing it at most `limit` bytes past the start of the
+/// current record (the end of the previous one), so an over-long record stops the parser
+/// after `limit` bytes instead of being buffered whole.
+struct RecordWindow<R> {
+    inner: R,
+    /// Bytes handed out so far.
+    read: u64,
+    /// Where the current record starts.
+    start: u64,
+    limit: u64,
+    /// Whether a read was refused because the current record is longer than `limit`.
+    exceeded: bool,
+}
+
+impl<R> RecordWindow<R> {
+    fn new(inner: R, limit: usize) -> Self {
+        Self {
+            inner,
+            read: 0,
+            start: 0,
+            limit: u64::try_from(limit).unwrap_or(u64::MAX),
+            exceeded: false,
+        }
+    }
+
+    /// Opens the window for a record starting at byte `start` (the parser's position).
+    fn start_record(&mut self, start: u64) {
+        self.start = start;
+    }
+}
+
+impl<R: Read> Read for RecordWindow<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // The parser asks for more only once it has consumed all it was given, so all of
+        // `start..read` belongs to the current record.
+        let room = self
+            .start
+            .saturating_add(self.limit)
+            .saturating_sub(self.read);
+        if room == 0 && !buf.is_empty() {
+            // A record of exactly `limit` bytes may end the file.
+            if self.inner.read(&mut [0u8])? == 0 {
+                return Ok(0);
+            }
+            self.exceeded = true;
+            return Err(io::Error::other("CSV record longer than the limit"));
+        }
+        let len = usize::try_from(room).map_or(buf.len(), |room| room.min(buf.len()));
+        let n = self.inner.read(&mut buf[..len])?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// A field as an error message quotes it: in backticks, cut to [`QUOTED_CHARS`] characters
+/// with `…` and its length when longer.
+fn quote(field: &str) -> String {
+    match field.char_indices().nth(QUOTED_CHARS) {
+        None => format!("`{field}`"),
+        Some((end, _)) => format!("`{}…` ({} bytes)", &field[..end], field.len()),
+    }
+}
+
+/// A header name as an error message shows it: cut to [`QUOTED_CHARS`] characters and `…`.
+fn excerpt(name: &str) -> String {
+    match name.char_indices().nth(QUOTED_CHARS) {
+        None => name.to_owned(),
+        Some((end, _)) => format!("{}…", &name[..end]),
+    }
 }
 
 /// A class label: a non-negative integer, also written as an integral float (`3.0`).
@@ -251,7 +385,7 @@ mod tests {
             has_header: false,
             delimiter: b';',
             target_column: TargetColumn::Index(0),
-            target: Target::Values { rows: 2 },
+            ..CsvOptions::values(2)
         };
         let d = load::<f32, 1>(f.path(), &opts).unwrap();
         assert_eq!(d.inputs().as_slice(), &[3.0, 6.0]);
@@ -347,5 +481,105 @@ mod tests {
         };
         let e = load::<f32, 1>(f.path(), &opts).unwrap_err().to_string();
         assert!(e.contains("outside the 2 columns"), "{e}");
+    }
+
+    fn limited<const IN: usize>(text: &str, limit: usize) -> Result<Dataset<f32, IN>, String> {
+        let opts = CsvOptions::values(1).max_record_bytes(limit);
+        read::<f32, IN>(text.as_bytes(), Path::new("t.csv"), &opts).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn data_csv_record_limit_is_exact() {
+        // Records of 4, 4 and 5 bytes with their `\n`: a limit of 5 reads them, 4 stops at
+        // line 3; without the last `\n` that record is 4 bytes.
+        let text = "x,t\n1,0\n22,1\n";
+        assert_eq!(
+            limited::<1>(text, 5).unwrap().inputs().as_slice(),
+            &[1.0, 22.0]
+        );
+        assert_eq!(
+            limited::<1>(text, 4).unwrap_err(),
+            "t.csv:3: the record is longer than the limit of 4 bytes; raise it with \
+             `CsvOptions::max_record_bytes` to read such records"
+        );
+        assert_eq!(limited::<1>(&text[..text.len() - 1], 4).unwrap().len(), 2);
+        // The header is a record too.
+        let e = limited::<1>(text, 3).unwrap_err();
+        assert!(
+            e.starts_with("t.csv:1: the record is longer than the limit of 3"),
+            "{e}"
+        );
+        // `\r\n`: the `\n` counts toward the next record, as do blank lines.
+        let text = "x,t\r\n1,0\r\n22,1\r\n";
+        assert_eq!(limited::<1>(text, 6).unwrap().len(), 2);
+        assert!(limited::<1>(text, 5).is_err());
+        assert_eq!(limited::<1>("x,t\n1,0\n\n\n2,1\n", 6).unwrap().len(), 2);
+        assert!(limited::<1>("x,t\n1,0\n\n\n2,1\n", 5).is_err());
+        // Quoted newlines do not end a record.
+        let text = "\"x\ny\",t\n1,2\n";
+        assert!(limited::<1>(text, 8).is_ok());
+        assert!(limited::<1>(text, 7).is_err());
+    }
+
+    /// An endless source, counting the bytes taken from it.
+    struct Endless<'a> {
+        byte: u8,
+        taken: &'a std::cell::Cell<u64>,
+    }
+
+    impl Read for Endless<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            buf.fill(self.byte);
+            self.taken.set(self.taken.get() + buf.len() as u64);
+            Ok(buf.len())
+        }
+    }
+
+    #[test]
+    fn data_csv_endless_record_stops_at_the_limit() {
+        // Before the limit this never returned: the parser buffered the record whole.
+        for byte in [b'1', b','] {
+            let taken = std::cell::Cell::new(0);
+            let source = Endless {
+                byte,
+                taken: &taken,
+            };
+            let opts = CsvOptions::values(1).max_record_bytes(1000);
+            let e = read::<f32, 1>(source, Path::new("t.csv"), &opts).unwrap_err();
+            assert!(e.to_string().contains("limit of 1000 bytes"), "{e}");
+            // The limit, and the one byte that shows the record goes on.
+            assert_eq!(taken.get(), 1001);
+        }
+    }
+
+    #[test]
+    fn data_csv_errors_quote_at_most_64_characters() {
+        let field = "é".repeat(100);
+        let f = file(&format!("x,t\n1,{field}\n"));
+        let e = load::<f32, 1>(f.path(), &CsvOptions::values(1))
+            .unwrap_err()
+            .to_string();
+        let name = f.path().display().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{name}:2, column 2 (`t`): `{}…` (200 bytes) is not a number",
+                "é".repeat(64)
+            )
+        );
+        // 64 characters are quoted whole; header names are cut the same way.
+        let header = "h".repeat(65);
+        let f = file(&format!("x,{header}\n1,{}\n", "é".repeat(64)));
+        let e = load::<f32, 1>(f.path(), &CsvOptions::values(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(&format!(
+                ":2, column 2 (`{}…`): `{}` is not a number",
+                "h".repeat(64),
+                "é".repeat(64)
+            )),
+            "{e}"
+        );
     }
 }

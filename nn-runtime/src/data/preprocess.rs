@@ -1,8 +1,14 @@
 //! Feature scaling fitted on a training set and applied to any set, and one-hot encoding.
+//!
+//! Both scalers fit and transform in `f64`, so extreme finite `f32` inputs (such as ±3e38,
+//! whose differences and squares overflow `f32`) give the correctly rounded results. A result
+//! that does not fit in the scalar type is refused with an error naming the sample and
+//! feature, leaving the batch unchanged: no scaler turns finite inputs into inf or NaN.
 
 use super::{DataError, Dataset};
 use crate::network::Batch;
 use crate::scalar::Float;
+use std::marker::PhantomData;
 
 /// Per-feature standardization: `x' = (x - mean) / scale`, where `mean` and the population
 /// standard deviation `std = sqrt(sum (x - mean)^2 / n)` come from the training set, and
@@ -10,8 +16,9 @@ use crate::scalar::Float;
 /// `StandardScaler` does), so such a feature becomes `x - mean` instead of blowing up.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Standardizer<T, const IN: usize> {
-    mean: Vec<T>,
-    scale: Vec<T>,
+    mean: Vec<f64>,
+    scale: Vec<f64>,
+    scalar: PhantomData<T>,
 }
 
 /// The default `floor` of [`Standardizer::fit`]: a standard deviation at or below it counts
@@ -24,61 +31,86 @@ impl<T: Float, const IN: usize> Standardizer<T, IN> {
         Self::fit_with_floor(train, STD_FLOOR)
     }
 
-    /// Fits with a chosen floor for the standard deviation.
+    /// Fits with a chosen floor (`>= 0`) for the standard deviation.
+    ///
+    /// Each feature is first scaled by the power of two `2^-e` that brings its largest
+    /// magnitude into `[0.5, 1)`: exact, and neither the sum nor the squares can then overflow,
+    /// even for `f64` inputs near `f64::MAX`.
     pub fn fit_with_floor(train: &Dataset<T, IN>, floor: f64) -> Result<Self, DataError> {
+        // A negative or NaN floor would let a zero deviation through as the divisor.
+        if floor.is_nan() || floor < 0.0 {
+            return Err(DataError::Invalid(format!(
+                "the standard deviation floor {floor} is not a number >= 0"
+            )));
+        }
         let n = train.len();
         if n == 0 {
             return Err(DataError::Invalid(
                 "cannot fit a standardizer on an empty data set".into(),
             ));
         }
-        let x = train.inputs().as_slice();
+        let samples = || train.inputs().as_slice().chunks_exact(IN.max(1));
+        let mut largest = vec![0.0f64; IN];
+        for col in samples() {
+            for (m, v) in largest.iter_mut().zip(col) {
+                *m = m.max(Float::to_f64(*v).abs());
+            }
+        }
+        // `largest = f * 2^e` with `f` in [0.5, 1); 0 for an all-zero feature.
+        let exponent: Vec<i32> = largest.iter().map(|&m| libm::frexp(m).1).collect();
+        let scaled = |v: &T, e: &i32| libm::scalbn(Float::to_f64(*v), -e);
         let mut mean = vec![0.0f64; IN];
-        for col in x.chunks_exact(IN) {
-            mean.iter_mut()
-                .zip(col)
-                .for_each(|(m, v)| *m += Float::to_f64(*v));
+        for col in samples() {
+            for ((m, v), e) in mean.iter_mut().zip(col).zip(&exponent) {
+                *m += scaled(v, e);
+            }
         }
         mean.iter_mut().for_each(|m| *m /= n as f64);
         let mut var = vec![0.0f64; IN];
-        for col in x.chunks_exact(IN) {
-            for ((s, v), m) in var.iter_mut().zip(col).zip(&mean) {
-                *s += (Float::to_f64(*v) - m).powi(2);
+        for col in samples() {
+            for (((s, v), e), m) in var.iter_mut().zip(col).zip(&exponent).zip(&mean) {
+                *s += (scaled(v, e) - m).powi(2);
             }
         }
         let scale = var
             .iter()
-            .map(|s| (s / n as f64).sqrt())
-            .map(|sd| T::of(if sd <= floor { 1.0 } else { sd }))
+            .zip(&exponent)
+            // `std <= (max - min) / 2 <= f64::MAX`; the `min` only catches a rounding up.
+            .map(|(s, &e)| libm::scalbn((s / n as f64).sqrt(), e).min(f64::MAX))
+            .map(|sd| if sd <= floor { 1.0 } else { sd })
+            .collect();
+        let mean = mean
+            .iter()
+            .zip(&exponent)
+            .map(|(&m, &e)| libm::scalbn(m, e))
             .collect();
         Ok(Self {
-            mean: mean.into_iter().map(T::of).collect(),
+            mean,
             scale,
+            scalar: PhantomData,
         })
     }
 
     /// The per-feature means.
-    pub fn mean(&self) -> &[T] {
+    pub fn mean(&self) -> &[f64] {
         &self.mean
     }
 
     /// The per-feature divisors (the standard deviation, or 1 for constant features).
-    pub fn scale(&self) -> &[T] {
+    pub fn scale(&self) -> &[f64] {
         &self.scale
     }
 
-    /// Standardizes a batch in place.
-    pub fn transform_batch(&self, x: &mut Batch<T, IN>) {
-        for col in x.as_mut_slice().chunks_exact_mut(IN) {
-            for ((v, m), s) in col.iter_mut().zip(&self.mean).zip(&self.scale) {
-                *v = (*v - *m) / *s;
-            }
-        }
+    /// Standardizes a batch in place, or leaves it unchanged and names the first value that
+    /// is not finite or whose result does not fit in `T`.
+    pub fn transform_batch(&self, x: &mut Batch<T, IN>) -> Result<(), DataError> {
+        affine(x, &self.mean, &self.scale)
     }
 
-    /// Standardizes a data set's inputs in place (its labels are unchanged).
-    pub fn transform(&self, data: &mut Dataset<T, IN>) {
-        self.transform_batch(data.inputs_mut());
+    /// Standardizes a data set's inputs in place (its labels are unchanged); errors as
+    /// [`transform_batch`](Self::transform_batch).
+    pub fn transform(&self, data: &mut Dataset<T, IN>) -> Result<(), DataError> {
+        self.transform_batch(data.inputs_mut())
     }
 }
 
@@ -87,57 +119,111 @@ impl<T: Float, const IN: usize> Standardizer<T, IN> {
 /// outside the training range map outside `[0, 1]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MinMaxScaler<T, const IN: usize> {
-    min: Vec<T>,
-    range: Vec<T>,
+    min: Vec<f64>,
+    range: Vec<f64>,
+    scalar: PhantomData<T>,
 }
 
 impl<T: Float, const IN: usize> MinMaxScaler<T, IN> {
-    /// Fits the per-feature minimum and range on `train`.
+    /// Fits the per-feature minimum and range on `train`, in `f64`: `max - min` of `f32`
+    /// values may exceed `f32::MAX`. Only `f64` values whose range exceeds `f64::MAX` are
+    /// refused, naming the feature.
     pub fn fit(train: &Dataset<T, IN>) -> Result<Self, DataError> {
         if train.is_empty() {
             return Err(DataError::Invalid(
                 "cannot fit a min-max scaler on an empty data set".into(),
             ));
         }
-        let mut min = vec![T::infinity(); IN];
-        let mut max = vec![T::neg_infinity(); IN];
-        for col in train.inputs().as_slice().chunks_exact(IN) {
-            for ((lo, hi), &v) in min.iter_mut().zip(max.iter_mut()).zip(col) {
-                *lo = lo.min(v);
-                *hi = hi.max(v);
+        let mut min = vec![f64::INFINITY; IN];
+        let mut max = vec![f64::NEG_INFINITY; IN];
+        for col in train.inputs().as_slice().chunks_exact(IN.max(1)) {
+            for ((lo, hi), v) in min.iter_mut().zip(max.iter_mut()).zip(col) {
+                *lo = lo.min(Float::to_f64(*v));
+                *hi = hi.max(Float::to_f64(*v));
             }
         }
-        let range = min
-            .iter()
-            .zip(&max)
-            .map(|(&lo, &hi)| if hi > lo { hi - lo } else { T::one() })
-            .collect();
-        Ok(Self { min, range })
+        let mut range = Vec::with_capacity(IN);
+        for (feature, (&lo, &hi)) in min.iter().zip(&max).enumerate() {
+            let r = if hi > lo { hi - lo } else { 1.0 };
+            if !r.is_finite() {
+                return Err(DataError::Invalid(format!(
+                    "feature {feature}: max - min = {hi:e} - {lo:e} overflows f64"
+                )));
+            }
+            range.push(r);
+        }
+        Ok(Self {
+            min,
+            range,
+            scalar: PhantomData,
+        })
     }
 
     /// The per-feature minima.
-    pub fn min(&self) -> &[T] {
+    pub fn min(&self) -> &[f64] {
         &self.min
     }
 
     /// The per-feature divisors (`max - min`, or 1 for constant features).
-    pub fn range(&self) -> &[T] {
+    pub fn range(&self) -> &[f64] {
         &self.range
     }
 
-    /// Scales a batch in place.
-    pub fn transform_batch(&self, x: &mut Batch<T, IN>) {
-        for col in x.as_mut_slice().chunks_exact_mut(IN) {
-            for ((v, lo), r) in col.iter_mut().zip(&self.min).zip(&self.range) {
-                *v = (*v - *lo) / *r;
+    /// Scales a batch in place, or leaves it unchanged and names the first value that is not
+    /// finite or whose result does not fit in `T`.
+    pub fn transform_batch(&self, x: &mut Batch<T, IN>) -> Result<(), DataError> {
+        affine(x, &self.min, &self.range)
+    }
+
+    /// Scales a data set's inputs in place (its labels are unchanged); errors as
+    /// [`transform_batch`](Self::transform_batch).
+    pub fn transform(&self, data: &mut Dataset<T, IN>) -> Result<(), DataError> {
+        self.transform_batch(data.inputs_mut())
+    }
+}
+
+/// `x' = (x - offset) / divisor` per feature, in `f64`. Every value is checked before any is
+/// written: a non-finite input, or a result that overflows `T`, is an error naming the sample
+/// and feature, and `x` is left unchanged.
+fn affine<T: Float, const IN: usize>(
+    x: &mut Batch<T, IN>,
+    offset: &[f64],
+    divisor: &[f64],
+) -> Result<(), DataError> {
+    let map = |v: f64, o: f64, d: f64| {
+        let r = (v - o) / d;
+        // `v - o` overflows only for f64 inputs beyond half its range; halved it cannot.
+        if r.is_finite() {
+            r
+        } else {
+            (v / 2.0 - o / 2.0) / d * 2.0
+        }
+    };
+    for (sample, col) in x.as_slice().chunks_exact(IN.max(1)).enumerate() {
+        for (feature, ((v, &o), &d)) in col.iter().zip(offset).zip(divisor).enumerate() {
+            if !v.is_finite() {
+                return Err(DataError::NonFinite {
+                    sample,
+                    feature,
+                    value: Float::to_f64(*v),
+                });
+            }
+            let r = map(Float::to_f64(*v), o, d);
+            if !T::of(r).is_finite() {
+                return Err(DataError::Invalid(format!(
+                    "sample {sample}, feature {feature}: {v:?} maps to {r:.3e}, outside the \
+                     range of {}",
+                    T::NAME
+                )));
             }
         }
     }
-
-    /// Scales a data set's inputs in place (its labels are unchanged).
-    pub fn transform(&self, data: &mut Dataset<T, IN>) {
-        self.transform_batch(data.inputs_mut());
+    for col in x.as_mut_slice().chunks_exact_mut(IN.max(1)) {
+        for ((v, &o), &d) in col.iter_mut().zip(offset).zip(divisor) {
+            *v = T::of(map(Float::to_f64(*v), o, d));
+        }
     }
+    Ok(())
 }
 
 /// One-hot encodes class labels: an `n x labels.len()` column-major matrix whose column `i`
@@ -181,10 +267,10 @@ mod tests {
         let s = Standardizer::fit(&train).unwrap();
         assert_eq!((s.mean(), s.scale()), (&[2.0, 5.0][..], &[1.0, 1.0][..]));
         let mut t = train.clone();
-        s.transform(&mut t);
+        s.transform(&mut t).unwrap();
         assert_eq!(t.inputs().as_slice(), &[-1.0, 0.0, 1.0, 0.0]);
         let mut test = set(&[6.0, 7.0]);
-        s.transform(&mut test);
+        s.transform(&mut test).unwrap();
         assert_eq!(test.inputs().as_slice(), &[4.0, 2.0]);
         assert!(Standardizer::fit(&set(&[])).is_err());
     }
@@ -194,11 +280,162 @@ mod tests {
         let train = set(&[1.0, 5.0, 3.0, 5.0, 2.0, 5.0]);
         let m = MinMaxScaler::fit(&train).unwrap();
         let mut t = train.clone();
-        m.transform(&mut t);
+        m.transform(&mut t).unwrap();
         assert_eq!(t.inputs().as_slice(), &[0.0, 0.0, 1.0, 0.0, 0.5, 0.0]);
         let mut test = set(&[5.0, 4.0]);
-        m.transform(&mut test);
+        m.transform(&mut test).unwrap();
         assert_eq!(test.inputs().as_slice(), &[2.0, -1.0]);
+    }
+
+    /// Two features per sample, given sample by sample.
+    fn pairs<T: Float>(x: &[T]) -> Dataset<T, 2> {
+        let labels = vec![0; x.len() / 2];
+        Dataset::from_slices(x, Labels::Classes { labels, classes: 1 }).unwrap()
+    }
+
+    /// Feature `f` of every sample, widened to f64.
+    fn feature(x: &[f32], f: usize) -> Vec<f64> {
+        x.iter().skip(f).step_by(2).map(|&v| f64::from(v)).collect()
+    }
+
+    /// Within 2 ulp of f32 at the reference, or 1e-30 near zero.
+    fn close(got: f32, want: f64) -> bool {
+        (f64::from(got) - want).abs() <= 2.0 * f64::from(f32::EPSILON) * want.abs() + 1e-30
+    }
+
+    // Feature 0 spans ±3e38, so `x - mean` overflows f32 (4.5e38 for 3e38 against a mean of
+    // -1.5e38); feature 1 is a constant at f32::MAX.
+    const EXTREME: [f32; 8] = [
+        3e38,
+        f32::MAX,
+        -3e38,
+        f32::MAX,
+        -3e38,
+        f32::MAX,
+        -3e38,
+        f32::MAX,
+    ];
+
+    #[test]
+    fn data_standardizer_extreme_f32_matches_f64_reference() {
+        assert!((3e38f32 - -1.5e38f32).is_infinite());
+        let train = pairs(&EXTREME);
+        let s = Standardizer::fit(&train).unwrap();
+        let mut t = train.clone();
+        s.transform(&mut t).unwrap();
+        let got = t.inputs().as_slice();
+        for f in 0..2 {
+            // The textbook formulas in f64, where f32 inputs cannot overflow.
+            let x = feature(&EXTREME, f);
+            let n = x.len() as f64;
+            let mean = x.iter().sum::<f64>() / n;
+            let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+            let scale = if std <= STD_FLOOR { 1.0 } else { std };
+            assert!((s.mean()[f] - mean).abs() <= 1e-15 * mean.abs(), "{f}");
+            assert!((s.scale()[f] - scale).abs() <= 1e-15 * scale, "{f}");
+            for (i, v) in x.iter().enumerate() {
+                let want = (v - mean) / scale;
+                assert!(
+                    close(got[2 * i + f], want),
+                    "{i}, {f}: {} vs {want}",
+                    got[2 * i + f]
+                );
+            }
+        }
+        // Feature 0 is (1, -1/3, -1/3, -1/3) / sqrt(1/3) = (sqrt 3, -1/sqrt 3, ...).
+        assert!(close(got[0], 3f64.sqrt()) && close(got[2], -1.0 / 3f64.sqrt()));
+        assert_eq!(feature(got, 1), [0.0; 4]);
+    }
+
+    #[test]
+    fn data_min_max_extreme_f32_matches_f64_reference() {
+        // max - min = 6e38 overflows f32.
+        assert!((3e38f32 - -3e38f32).is_infinite());
+        let x = [
+            3e38f32,
+            f32::MAX,
+            -3e38,
+            f32::MAX,
+            0.0,
+            f32::MAX,
+            1e38,
+            f32::MAX,
+        ];
+        let m = MinMaxScaler::fit(&pairs(&x)).unwrap();
+        let (lo, hi) = (f64::from(-3e38f32), f64::from(3e38f32));
+        assert_eq!(m.min(), [lo, f64::from(f32::MAX)]);
+        assert_eq!(m.range(), [hi - lo, 1.0]);
+        let mut t = pairs(&x);
+        m.transform(&mut t).unwrap();
+        let got = t.inputs().as_slice();
+        let x0 = feature(&x, 0);
+        for (i, v) in x0.iter().enumerate() {
+            let want = (v - lo) / (hi - lo);
+            assert!(close(got[2 * i], want), "{i}: {} vs {want}", got[2 * i]);
+        }
+        assert_eq!(&feature(got, 0)[..2], [1.0, 0.0]);
+        assert_eq!(feature(got, 1), [0.0; 4]);
+    }
+
+    #[test]
+    fn data_scalers_refuse_results_outside_the_scalar_type() {
+        // The constant feature at f32::MAX has scale 1: -f32::MAX maps to -2 f32::MAX.
+        let s = Standardizer::fit(&pairs(&EXTREME)).unwrap();
+        let m = MinMaxScaler::fit(&pairs(&EXTREME)).unwrap();
+        let x = [0.0f32, 1.0, 3e38, -f32::MAX];
+        for e in [
+            s.transform(&mut pairs(&x)).unwrap_err(),
+            m.transform(&mut pairs(&x)).unwrap_err(),
+        ] {
+            assert_eq!(
+                e.to_string(),
+                "invalid argument: sample 1, feature 1: -3.4028235e38 maps to -6.806e38, \
+                 outside the range of f32"
+            );
+        }
+        // Nothing is written on an error, though sample 0 alone would scale.
+        let mut batch = pairs(&x).into_parts().0;
+        assert!(s.transform_batch(&mut batch).is_err());
+        assert_eq!(batch.as_slice(), &x);
+        // A raw batch may hold what a data set refuses.
+        let mut batch = Batch::<f32, 2>::from_column_slice(&[1.0, f32::NAN]);
+        let e = m.transform_batch(&mut batch).unwrap_err().to_string();
+        assert_eq!(e, "sample 0, feature 1: value NaN is not finite");
+        // A floor that would let a zero deviation through as the divisor.
+        for floor in [-1.0, f64::NAN] {
+            assert!(Standardizer::fit_with_floor(&pairs(&EXTREME), floor).is_err());
+        }
+    }
+
+    #[test]
+    fn data_scalers_on_extreme_f64() {
+        // sum (x - mean)^2 overflows f64 here; by symmetry mean = 0 and std = 1e300.
+        let x = [1e300, f64::MAX, -1e300, -f64::MAX];
+        let s = Standardizer::fit(&pairs(&x)).unwrap();
+        assert_eq!(
+            (s.mean(), s.scale()),
+            (&[0.0, 0.0][..], &[1e300, f64::MAX][..])
+        );
+        let mut t = pairs(&x);
+        s.transform(&mut t).unwrap();
+        assert_eq!(t.inputs().as_slice(), &[1.0, 1.0, -1.0, -1.0]);
+        // `max - min` itself is not an f64: refused, naming the feature.
+        let e = MinMaxScaler::fit(&pairs(&x)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid argument: feature 1: max - min"),
+            "{e}"
+        );
+        let m = MinMaxScaler::fit(&pairs(&[1e300, 0.0, -1e300, 1.0])).unwrap();
+        let mut t = pairs(&[f64::MAX, 0.5]);
+        m.transform(&mut t).unwrap();
+        // (MAX + 1e300) / 2e300 without overflowing in the difference.
+        let want = f64::MAX / 2e300 + 0.5;
+        assert!(
+            (t.inputs()[0] - want).abs() <= 1e-15 * want,
+            "{}",
+            t.inputs()[0]
+        );
+        assert_eq!(t.inputs()[1], 0.5);
     }
 
     #[test]
