@@ -2,7 +2,9 @@
 
 use crate::ast::*;
 use crate::diag::Diagnostics;
-use crate::ir::{self, Act, ConstCheck, Dim, Init, LayerKind, Scalar, ACTIVATION_NAMES};
+use crate::ir::{
+    self, Act, ConstCheck, ConstWidths, Dim, Init, LayerKind, Scalar, ACTIVATION_NAMES,
+};
 use crate::suggest::did_you_mean;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -37,11 +39,23 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
         );
         return None;
     }
+    let name = ast
+        .name
+        .clone()
+        .unwrap_or_else(|| format_ident!("AnonymousNetwork"));
+    let mut widths = ConstWidths::new(name.clone());
     let count = ast.layers.len();
     let mut counters: HashMap<String, usize> = HashMap::new();
     let mut layers: Vec<Option<Checked>> = Vec::with_capacity(count);
     for (i, layer) in ast.layers.iter().enumerate() {
-        layers.push(check_layer(i, count, layer, &mut counters, diag));
+        layers.push(check_layer(
+            i,
+            count,
+            layer,
+            &mut counters,
+            &mut widths,
+            diag,
+        ));
     }
     // The ReLU-family activation that follows an identity dense layer decides its init.
     let following_act: Vec<Option<Act>> = (0..count)
@@ -74,7 +88,9 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
             prev = match &ast.layers[i].kind {
                 LayerKindAst::Dense(d) => match (&d.input, &d.output) {
                     (Some(input), Some(output)) => {
-                        if let (Some((width, from, _)), Some(known_input)) = (&prev, known(input)) {
+                        if let (Some((width, from, _)), Some(known_input)) =
+                            (&prev, known(input, &mut widths))
+                        {
                             compare(
                                 width,
                                 &known_input,
@@ -85,7 +101,7 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
                                 diag,
                             );
                         }
-                        known(output).map(|o| (o, describe, i))
+                        known(output, &mut widths).map(|o| (o, describe, i))
                     }
                     _ => None,
                 },
@@ -147,12 +163,11 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
     Some(ir::Network {
         attrs: ast.attrs,
         vis: ast.vis,
-        name: ast
-            .name
-            .unwrap_or_else(|| format_ident!("AnonymousNetwork")),
+        name,
         anonymous,
         scalar,
         layers: out,
+        const_widths: widths.into_vec(),
         const_checks,
     })
 }
@@ -167,11 +182,11 @@ struct Checked {
 }
 
 /// A width as far as the macro knows it, if valid.
-fn known(d: &DimAst) -> Option<Dim> {
+fn known(d: &DimAst, widths: &mut ConstWidths) -> Option<Dim> {
     match d {
         DimAst::Lit(_, 0) => None,
         DimAst::Lit(_, v) => usize::try_from(*v).ok().map(Dim::Lit),
-        DimAst::Path(p) => Some(Dim::Path(p.clone())),
+        DimAst::Path(p) => Some(widths.dim(p)),
     }
 }
 
@@ -193,7 +208,7 @@ fn compare(
             ),
         )),
         (Dim::Lit(_), Dim::Lit(_)) => {}
-        (Dim::Path(a), Dim::Path(b)) if path_text(a) == path_text(b) => {}
+        (Dim::Const(a), Dim::Const(b)) if a.item == b.item => {}
         (a, b) => checks.push(ConstCheck {
             cond: quote!(#a == #b),
             message: format!(
@@ -239,6 +254,7 @@ fn check_layer(
     count: usize,
     layer: &LayerAst,
     counters: &mut HashMap<String, usize>,
+    widths: &mut ConstWidths,
     diag: &mut Diagnostics,
 ) -> Option<Checked> {
     let describe = format!("layer {} `{}`", i + 1, layer.text);
@@ -256,11 +272,11 @@ fn check_layer(
             let input = d
                 .input
                 .as_ref()
-                .and_then(|w| width(w, &describe, "input", diag));
+                .and_then(|w| width(w, &describe, "input", widths, diag));
             let output = d
                 .output
                 .as_ref()
-                .and_then(|w| width(w, &describe, "output", diag));
+                .and_then(|w| width(w, &describe, "output", widths, diag));
             let mut activation = Act::Identity;
             let mut act_ok = true;
             for (k, a) in d.activations.iter().enumerate() {
@@ -395,7 +411,13 @@ fn softmax_error(tokens: &TokenStream, describe: &str, diag: &mut Diagnostics) {
 }
 
 /// A width: positive, and known if literal.
-fn width(w: &DimAst, describe: &str, which: &str, diag: &mut Diagnostics) -> Option<Dim> {
+fn width(
+    w: &DimAst,
+    describe: &str,
+    which: &str,
+    widths: &mut ConstWidths,
+    diag: &mut Diagnostics,
+) -> Option<Dim> {
     match w {
         DimAst::Lit(lit, 0) => {
             diag.error(
@@ -416,7 +438,7 @@ fn width(w: &DimAst, describe: &str, which: &str, diag: &mut Diagnostics) -> Opt
                 None
             }
         },
-        DimAst::Path(p) => Some(Dim::Path(p.clone())),
+        DimAst::Path(p) => Some(widths.dim(p)),
     }
 }
 
@@ -660,6 +682,38 @@ mod tests {
         assert!(net.const_checks[0]
             .message
             .contains("takes `H2` inputs, but layer 2"));
+    }
+
+    #[test]
+    fn each_const_path_is_one_const_width() {
+        let (net, errs) = check(quote!(
+            N < dense(IN -> H, relu), dense(H -> crate::H), dense(self::H -> r#in) >
+        ));
+        assert!(errs.is_empty(), "{errs:?}");
+        let net = net.expect("net");
+        let widths: Vec<(String, String)> = net
+            .const_widths
+            .iter()
+            .map(|c| (path_text(&c.path), c.item.to_string()))
+            .collect();
+        let want = [
+            ("IN", "WIDTH_IN"),
+            ("H", "WIDTH_H"),
+            ("crate::H", "WIDTH_H_2"),
+            ("self::H", "WIDTH_H_3"),
+            ("r#in", "WIDTH_IN_2"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(p, i)| (p.to_string(), i.to_string()))
+            .collect();
+        assert_eq!(widths, want);
+        // Both uses of `H` share one const.
+        let (Dim::Const(out), Dim::Const(input)) = (&net.layers[0].output, &net.layers[1].input)
+        else {
+            panic!("const widths expected");
+        };
+        assert_eq!(out.item, input.item);
     }
 
     #[test]

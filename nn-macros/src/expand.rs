@@ -6,9 +6,9 @@
 
 use crate::ast::{DimAst, LayerKindAst, NetworkAst};
 use crate::diag::Diagnostics;
-use crate::ir::{Act, Dim, Init, Layer, LayerKind, Network, Scalar};
+use crate::ir::{Act, ConstWidth, ConstWidths, Dim, Init, Layer, LayerKind, Network, Scalar};
 use proc_macro2::{Delimiter, Group, Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::Ident;
 
 /// The path generated code uses for the runtime: `::nn::runtime` when the user depends on
@@ -80,12 +80,14 @@ fn stand_in(ast: &NetworkAst, rt: &TokenStream) -> TokenStream {
             _ => None,
         })
         .collect();
-    let dim = |d: &DimAst| match d {
+    // Const widths through their generated consts, as in the real network.
+    let mut widths = ConstWidths::new(name.clone());
+    let mut dim = |d: &DimAst| match d {
         DimAst::Lit(_, v) => {
             let v = proc_macro2::Literal::u128_unsuffixed(*v);
             quote!(#v)
         }
-        DimAst::Path(p) => quote!({ #p }),
+        DimAst::Path(p) => widths.dim(p).to_token_stream(),
     };
     let scalar = match &ast.scalar {
         Some(s) if s == "f64" => quote!(f64),
@@ -110,10 +112,12 @@ fn stand_in(ast: &NetworkAst, rt: &TokenStream) -> TokenStream {
         }
         _ => quote!(),
     };
+    let widths = const_widths(&name, &widths.into_vec());
     let items = quote! {
         #(#attrs)*
         #[allow(missing_docs, dead_code)]
         #vis struct #name {}
+        #widths
         #[allow(missing_docs, dead_code, unused_variables)]
         impl #name {
             pub fn new<R: ?Sized>(rng: &mut R) -> Self {
@@ -126,6 +130,28 @@ fn stand_in(ast: &NetworkAst, rt: &TokenStream) -> TokenStream {
         quote!({ #items #name::new(&mut ()) })
     } else {
         items
+    }
+}
+
+/// The associated consts that hold the widths given by `const` paths: each path appears here,
+/// with the user's spans, and nowhere else in the expansion (see [`ConstWidth`]). Nothing for
+/// a network without one.
+fn const_widths(owner: &Ident, widths: &[ConstWidth]) -> TokenStream {
+    if widths.is_empty() {
+        return TokenStream::new();
+    }
+    let items = widths.iter().map(|c| {
+        let (item, path) = (&c.item, &c.path);
+        let d = doc(format!(
+            "The width `{}`, named here only: a `const` of type `usize` in scope.",
+            crate::ast::path_text(path)
+        ));
+        quote!(#d const #item: usize = #path;)
+    });
+    quote! {
+        impl #owner {
+            #(#items)*
+        }
     }
 }
 
@@ -344,11 +370,9 @@ impl Gen<'_> {
         Self::layer_act(&layers[layers.len() - 1]).unwrap_or(Act::Identity)
     }
 
-    /// Whether a dense layer has a width given by a `const` path, which the macro cannot read.
+    /// Whether a width is given by a `const` path, which the macro cannot read.
     fn has_const_widths(&self) -> bool {
-        let path = |d: &Dim| matches!(d, Dim::Path(_));
-        self.dense_layers()
-            .any(|l| path(&l.input) || path(&l.output))
+        !self.net.const_widths.is_empty()
     }
 
     /// A dense layer as `(IN, OUT, bias)`.
@@ -842,6 +866,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         quote_spanned!(c.span=> const _: () = ::core::assert!(#cond, #msg);)
     });
     let overflow_checks = g.overflow_checks();
+    let const_widths = const_widths(name, &net.const_widths);
     let pairs = g.tensors().into_iter().enumerate().map(|(k, (_, f, b))| {
         let p = Gen::tensor_access(&f, b, true);
         let gr = match b {
@@ -870,6 +895,8 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
         #vis struct #name {
             #(#fields)*
         }
+
+        #const_widths
 
         #doc_grads
         #[derive(Clone, Debug, PartialEq)]

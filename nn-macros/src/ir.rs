@@ -2,6 +2,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
+use syn::ext::IdentExt;
 use syn::{Attribute, Ident, Path, Visibility};
 
 /// A network that passed every check.
@@ -18,6 +19,8 @@ pub struct Network {
     pub scalar: Scalar,
     /// The layers, in order.
     pub layers: Vec<Layer>,
+    /// The widths given by `const` paths, each once, in order of first use.
+    pub const_widths: Vec<ConstWidth>,
     /// Width checks the macro could not decide because a width is a const path.
     pub const_checks: Vec<ConstCheck>,
 }
@@ -73,8 +76,8 @@ impl ToTokens for Scalar {
 pub enum Dim {
     /// Known to the macro.
     Lit(usize),
-    /// A path to a `const` item, known only to the compiler.
-    Path(Path),
+    /// Given by a path to a `const` item, known only to the compiler.
+    Const(ConstWidth),
 }
 
 impl Dim {
@@ -82,7 +85,7 @@ impl Dim {
     pub fn text(&self) -> String {
         match self {
             Dim::Lit(n) => n.to_string(),
-            Dim::Path(p) => crate::ast::path_text(p),
+            Dim::Const(c) => crate::ast::path_text(&c.path),
         }
     }
 }
@@ -91,8 +94,87 @@ impl ToTokens for Dim {
     fn to_tokens(&self, tokens: &mut TokenStream) {
         tokens.extend(match self {
             Dim::Lit(n) => proc_macro2::Literal::usize_unsuffixed(*n).to_token_stream(),
-            Dim::Path(p) => quote!({ #p }),
+            Dim::Const(c) => {
+                let (owner, item) = (&c.owner, &c.item);
+                quote!({ #owner::#item })
+            }
         });
+    }
+}
+
+/// A width given by a path to a `const` item, which the macro cannot read. The generated
+/// code names the path once, with the user's span, in an associated const of the network,
+/// `const WIDTH_HIDDEN: usize = HIDDEN;`, and every other use is `{ Net::WIDTH_HIDDEN }`: a
+/// const of another type than `usize`, or a name not in scope, is one error under the width
+/// the user wrote, not one per use.
+#[derive(Clone)]
+pub struct ConstWidth {
+    /// The path as first written, with its spans.
+    pub path: Path,
+    /// The network type that holds the generated const.
+    pub owner: Ident,
+    /// The generated const: `WIDTH_` and the path's last segment, upper-cased.
+    pub item: Ident,
+}
+
+/// The const widths of one network, each path once: the first use of a path declares its
+/// [`ConstWidth`], later uses written the same way share it.
+pub struct ConstWidths {
+    owner: Ident,
+    widths: Vec<ConstWidth>,
+}
+
+impl ConstWidths {
+    /// No widths yet, for the network type `owner`.
+    pub fn new(owner: Ident) -> Self {
+        ConstWidths {
+            owner,
+            widths: Vec::new(),
+        }
+    }
+
+    /// The width given by `path`.
+    pub fn dim(&mut self, path: &Path) -> Dim {
+        let text = crate::ast::path_text(path);
+        if let Some(c) = self
+            .widths
+            .iter()
+            .find(|c| crate::ast::path_text(&c.path) == text)
+        {
+            return Dim::Const(c.clone());
+        }
+        // `WIDTH_HIDDEN` for `crate::consts::HIDDEN`; `WIDTH_HIDDEN_2` for a second path
+        // ending in `HIDDEN`; `WIDTH_3` (the position) for a name that is not ASCII.
+        let last = path
+            .segments
+            .last()
+            .map(|s| s.ident.unraw().to_string())
+            .unwrap_or_default();
+        let stem =
+            if !last.is_empty() && last.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                last.to_ascii_uppercase()
+            } else {
+                (self.widths.len() + 1).to_string()
+            };
+        let taken = |name: &str| self.widths.iter().any(|c| c.item == name);
+        let mut name = format!("WIDTH_{stem}");
+        let mut k = 2;
+        while taken(&name) {
+            name = format!("WIDTH_{stem}_{k}");
+            k += 1;
+        }
+        let width = ConstWidth {
+            path: path.clone(),
+            owner: self.owner.clone(),
+            item: Ident::new(&name, Span::call_site()),
+        };
+        self.widths.push(width.clone());
+        Dim::Const(width)
+    }
+
+    /// Every width, in order of first use.
+    pub fn into_vec(self) -> Vec<ConstWidth> {
+        self.widths
     }
 }
 
@@ -247,7 +329,7 @@ pub enum Init {
 /// A width check the macro cannot decide because a width is a const path: expanded to a
 /// `const` assertion the compiler evaluates.
 pub struct ConstCheck {
-    /// The condition that must hold, e.g. `{ HIDDEN } == { H2 }`.
+    /// The condition that must hold, e.g. `{ Net::WIDTH_HIDDEN } == { Net::WIDTH_H2 }`.
     pub cond: TokenStream,
     /// The assertion message.
     pub message: String,

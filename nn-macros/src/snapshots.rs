@@ -79,6 +79,49 @@ fn anonymous_f64_expansion() {
     insta::assert_snapshot!("anonymous_f64", expand_expr(anonymous_f64()));
 }
 
+/// How many times the identifier `name` occurs in `tokens`, groups included.
+fn count_ident(tokens: TokenStream, name: &str) -> usize {
+    tokens
+        .into_iter()
+        .map(|t| match t {
+            proc_macro2::TokenTree::Ident(i) if i == name => 1,
+            proc_macro2::TokenTree::Group(g) => count_ident(g.stream(), name),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// A width given by a `const` path is named once in the expansion (in the network's
+/// `WIDTH_*` const), so a const of the wrong type or an unknown name is one compiler error.
+#[test]
+fn each_const_width_is_named_once() {
+    for (input, named) in [
+        // `H` feeds `H` (no check), `H2` is checked against `H`.
+        (
+            quote!(Net < dense(IN -> H, relu), dense(H -> H), dropout(0.5), dense(H2 -> OUT) >),
+            [1, 1, 1, 1],
+        ),
+        (
+            quote!(< dense(IN -> H, tanh), dense(H2 -> OUT) >),
+            [1, 1, 1, 1],
+        ),
+        // After a DSL error the stand-in needs only the input and output widths.
+        (
+            quote!(Net < dense(IN -> H, rleu), dense(H -> OUT) >),
+            [1, 0, 0, 1],
+        ),
+    ] {
+        let tokens = crate::expand::network(input.clone(), &runtime());
+        for (name, want) in ["IN", "H", "H2", "OUT"].into_iter().zip(named) {
+            let got = count_ident(tokens.clone(), name);
+            assert_eq!(
+                got, want,
+                "`{name}` in the expansion of `{input}`:\n{tokens}"
+            );
+        }
+    }
+}
+
 #[test]
 fn expansion_is_deterministic() {
     for (input, expr) in [

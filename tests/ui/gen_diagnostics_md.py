@@ -49,6 +49,8 @@ sections = [
   ("width_overflow", "The total parameter count overflows `usize`."),
   ("const_dims_disagree", "Widths given by `const` items that turn out different: reported by the compiler, from the `const` assertion the macro generates."),
   ("const_width_overflow", "Widths given by `const` items whose parameter count overflows `usize`: the generated `const` assertion names the first layer where it does."),
+  ("const_width_wrong_type", "A width given by a `const` that is not a `usize`: one error, under its first use however often the width recurs, and none from code that uses the network."),
+  ("const_width_not_found", "A width given by a name that is not in scope: likewise one error, under its first use."),
  ]),
  ("Activations", [
   ("unknown_activation_suggestion", "An unknown activation, with a suggestion."),
