@@ -612,6 +612,21 @@ fn a_step_that_overflows_the_weights_is_undone_exactly_and_never_checkpointed() 
         let want = weights_after(make, data, epoch, batch - 1);
         assert!(want.iter().all(|w| w.is_finite()));
         assert_eq!(net.to_flat(), want, "the weights after batch {}", batch - 1);
+        // A callback that stops training right after the bad step does not hide it.
+        let mut stopped = Net::new(&mut StdRng::seed_from_u64(4));
+        let err = make()
+            .on_batch(move |b| {
+                if (b.epoch, b.batch) == (epoch, batch) {
+                    Control::Stop
+                } else {
+                    Control::Continue
+                }
+            })
+            .fit(&mut stopped, data, None)
+            .expect_err("overflows before the stop");
+        let at = expect_non_finite(err, "weights after the optimizer's step");
+        assert_eq!(at, (epoch, batch));
+        assert_eq!(stopped.to_flat(), want);
         if epoch == 1 {
             assert!(!ck.exists(), "no checkpoint of the epoch that diverged");
             return;

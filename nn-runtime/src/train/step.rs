@@ -71,9 +71,11 @@ pub(crate) enum NonFinite {
     Loss,
     /// A gradient; no parameter changed.
     Gradient,
-    /// A parameter after the optimizer's step: the network holds the bad values, and the
-    /// caller must restore the last checked state.
+    /// A parameter after the optimizer's step (found by the trainer's checks, not by
+    /// [`step`]).
     Parameters,
+    /// The optimizer's state after its step (found by the trainer's checks).
+    OptimizerState,
 }
 
 impl NonFinite {
@@ -83,6 +85,7 @@ impl NonFinite {
             NonFinite::Loss => "loss",
             NonFinite::Gradient => "gradient",
             NonFinite::Parameters => "weights after the optimizer's step",
+            NonFinite::OptimizerState => "optimizer's state after its step",
         }
     }
 }
@@ -90,10 +93,9 @@ impl NonFinite {
 /// How a step ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum StepOutcome {
-    /// The step was taken and every parameter is finite; the batch's loss (data loss plus
-    /// penalties).
+    /// The step was taken; the batch's loss (data loss plus penalties).
     Stepped(f64),
-    /// Something turned non-finite.
+    /// The loss or a gradient is not finite; no parameter changed.
     NonFinite(NonFinite),
 }
 
@@ -115,10 +117,12 @@ pub(crate) struct StepBuffers<'b, N: Network<IN, OUT>, const IN: usize, const OU
 /// One training step on the samples `idx` of `data`.
 ///
 /// The loss and, on the checked path, every gradient are checked before the optimizer
-/// steps; every parameter is checked after it (one vectorized pass over memory the step has
-/// just written, see [`crate::kernel::all_finite`]). With plain SGD and no penalty or
-/// clipping the step is fused into the backward pass ([`Network::backward_sgd`]), which
-/// steps only when its factors prove every gradient finite.
+/// steps. With plain SGD and no penalty or clipping the step is fused into the backward pass
+/// ([`Network::backward_sgd`]), which steps only when its factors prove every gradient
+/// finite. The step itself may still overflow a weight or the optimizer's state: the trainer
+/// checks both at the end of the epoch (a non-finite value stays non-finite under every
+/// update) and, if one is not finite, finds the step that made it so by replaying the epoch
+/// ([`parameters_finite`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn step<N, T, L, O, R, const IN: usize, const OUT: usize>(
     net: &mut N,
@@ -185,11 +189,26 @@ where
         optimizer.step(net, buf.grads);
         value
     };
+    Ok(StepOutcome::Stepped(value))
+}
+
+/// Whether every parameter is finite.
+pub(crate) fn parameters_finite<T: Float, P: Parameters<T>>(params: &P) -> bool {
     let mut finite = true;
-    net.for_each_tensor(&mut |_, p| finite &= crate::kernel::all_finite(p));
-    Ok(if finite {
-        StepOutcome::Stepped(value)
+    params.for_each_tensor(&mut |_, p| finite &= crate::kernel::all_finite(p));
+    finite
+}
+
+/// What of the trained state is not finite: the weights, else the optimizer's state.
+pub(crate) fn state_not_finite<T: Float, P: Parameters<T>, O: Optimizer<T>>(
+    params: &P,
+    optimizer: &O,
+) -> Option<NonFinite> {
+    if !parameters_finite(params) {
+        Some(NonFinite::Parameters)
+    } else if !optimizer.state_is_finite() {
+        Some(NonFinite::OptimizerState)
     } else {
-        StepOutcome::NonFinite(NonFinite::Parameters)
-    })
+        None
+    }
 }

@@ -7,7 +7,9 @@ use super::evaluate::{check_targets, evaluate_with};
 use super::history::{EpochRecord, History, StopReason};
 use super::progress::{EpochProgress, Progress};
 use super::resume::{resume, Resumed, RunSettings};
-use super::step::{step, NonFinite, StepBuffers, StepOutcome, StepRules, Workspace};
+use super::step::{
+    state_not_finite, step, NonFinite, StepBuffers, StepOutcome, StepRules, Workspace,
+};
 use super::tally::{Tally, TaskKind};
 use super::TrainError;
 use crate::data::{BatchOrder, Dataset};
@@ -226,11 +228,14 @@ impl<L, O> Trainer<'_, L, O> {
     ///
     /// Errors: invalid settings (checked before the first step, with the checkpoint's
     /// directory and a resumed checkpoint), targets that do not fit the network, or a loss,
-    /// gradient, weight or optimizer state that turns non-finite. Training then stops at
-    /// that batch, naming epoch and batch, and the network and optimizer hold the state after
-    /// the step before: a step that made the weights (or, seen at the end of the epoch, the
-    /// optimizer's state) non-finite is undone by replaying the epoch from its start, which
-    /// gives the same bits. No checkpoint holds state that was not checked.
+    /// gradient, weight or optimizer state that turns non-finite. Training then stops at the
+    /// batch that did it, naming epoch and batch, and the network and the optimizer hold the
+    /// state after the step before. The loss and gradients are checked at every step; the
+    /// weights and the optimizer's state at the end of every epoch (and when training stops
+    /// early), since a non-finite value stays non-finite under every update. If one is not
+    /// finite, the trainer puts back the state of the epoch's start and replays the epoch up
+    /// to the step that made it so: training is deterministic, so this gives the same bits.
+    /// No checkpoint, best-epoch copy or returned network holds a value that was not checked.
     pub fn fit<N, T, const IN: usize, const OUT: usize>(
         &mut self,
         net: &mut N,
@@ -362,6 +367,8 @@ impl<L, O> Trainer<'_, L, O> {
         }
         self.optimizer.set_learning_rate(base_lr);
 
+        // The epoch (and its rate) a callback stopped in the middle of.
+        let mut stopped_in = None;
         // One tally for the whole run, reset per epoch: no epoch start allocates.
         let mut tally = Tally::new(kind, OUT);
         // With several threads, whether each step's kernels use them (see `ThreadGovernor`).
@@ -394,27 +401,29 @@ impl<L, O> Trainer<'_, L, O> {
                     StepOutcome::Stepped(value) => value,
                     StepOutcome::NonFinite(what) => {
                         progress.abandon();
-                        if what == NonFinite::Parameters {
-                            let mut replay = Replay {
-                                net: &mut *net,
-                                loss: &self.loss,
-                                optimizer: &mut self.optimizer,
-                                rules: &rules,
-                                buf: &mut buf,
-                                train,
-                                order: &order,
-                                snap: &snap,
-                                seed: self.seed,
+                        // The step changed nothing; an earlier one may have left a non-finite
+                        // weight or state, which would be the cause.
+                        if state_not_finite(&*net, &self.optimizer).is_none() {
+                            return Err(TrainError::NonFinite {
                                 epoch,
-                                lr,
-                            };
-                            replay.steps(b)?;
+                                batch: b,
+                                what: what.what(),
+                            });
                         }
-                        return Err(TrainError::NonFinite {
+                        let mut replay = Replay {
+                            net: &mut *net,
+                            loss: &self.loss,
+                            optimizer: &mut self.optimizer,
+                            rules: &rules,
+                            buf: &mut buf,
+                            train,
+                            order: &order,
+                            snap: &snap,
+                            seed: self.seed,
                             epoch,
-                            batch: b,
-                            what: what.what(),
-                        });
+                            lr,
+                        };
+                        return Err(replay.undo_first_bad_step()?);
                     }
                 };
                 holds = None;
@@ -432,13 +441,15 @@ impl<L, O> Trainer<'_, L, O> {
                     if cb(&info) == Control::Stop {
                         progress.abandon();
                         history.stop = StopReason::Callback;
+                        stopped_in = Some((epoch, lr));
                         break 'epochs;
                     }
                 }
             }
-            // The weights were checked after every step; the optimizer's state (moments that
-            // can overflow while the weights stay finite) is checked once per epoch.
-            if !self.optimizer.state_is_finite() {
+            // A non-finite value stays non-finite under every update, so one look at the end
+            // of the epoch sees whether any step overflowed a weight or the optimizer's state
+            // (moments can overflow while the weights stay finite).
+            if state_not_finite(&*net, &self.optimizer).is_some() {
                 progress.abandon();
                 let mut replay = Replay {
                     net: &mut *net,
@@ -453,13 +464,7 @@ impl<L, O> Trainer<'_, L, O> {
                     epoch,
                     lr,
                 };
-                let batch = replay.find_bad_state()?;
-                replay.steps(batch)?;
-                return Err(TrainError::NonFinite {
-                    epoch,
-                    batch,
-                    what: "optimizer's state after its step",
-                });
+                return Err(replay.undo_first_bad_step()?);
             }
             snap.update(&*net, &self.optimizer);
             holds = Some(epoch);
@@ -523,6 +528,25 @@ impl<L, O> Trainer<'_, L, O> {
             if patience_out(&best) {
                 history.stop = StopReason::EarlyStopping;
                 break;
+            }
+        }
+        if let Some((epoch, lr)) = stopped_in {
+            // Stopped in the middle of an epoch: its steps are checked as at an epoch's end.
+            if state_not_finite(&*net, &self.optimizer).is_some() {
+                let mut replay = Replay {
+                    net: &mut *net,
+                    loss: &self.loss,
+                    optimizer: &mut self.optimizer,
+                    rules: &rules,
+                    buf: &mut buf,
+                    train,
+                    order: &order,
+                    snap: &snap,
+                    seed: self.seed,
+                    epoch,
+                    lr,
+                };
+                return Err(replay.undo_first_bad_step()?);
             }
         }
         if let (Some(es), Some(b)) = (self.early_stopping, &best) {
@@ -696,15 +720,16 @@ where
         Ok(())
     }
 
-    /// Runs steps from the snapshot while `go_on(steps run, optimizer)` holds (asked before
-    /// each step and after the last); returns how many ran. Should a step not reproduce
-    /// (turn non-finite again), the snapshot is put back and 0 returned.
-    fn run(&mut self, mut go_on: impl FnMut(usize, &O) -> bool) -> Result<usize, TrainError> {
+    /// Runs steps from the snapshot while `go_on(steps run, network, optimizer)` holds (asked
+    /// before each step and after the last); returns how many ran. Should a step not
+    /// reproduce (its loss or a gradient turn non-finite), the snapshot is put back and 0
+    /// returned.
+    fn run(&mut self, mut go_on: impl FnMut(usize, &N, &O) -> bool) -> Result<usize, TrainError> {
         self.restore()?;
         let mut rng = epoch_rng(self.seed, self.epoch);
         let mut ran = 0;
         for (b, idx) in self.order.batches().enumerate() {
-            if !go_on(b, self.optimizer) {
+            if !go_on(b, self.net, self.optimizer) {
                 return Ok(b);
             }
             let outcome = step(
@@ -724,24 +749,27 @@ where
             }
             ran = b + 1;
         }
-        go_on(ran, self.optimizer);
+        go_on(ran, self.net, self.optimizer);
         Ok(ran)
     }
 
-    /// Leaves the state after the first `steps` steps of the epoch.
-    fn steps(&mut self, steps: usize) -> Result<(), TrainError> {
-        self.run(|b, _| b < steps).map(|_| ())
-    }
-
-    /// The first step after which the optimizer's state is not finite.
-    fn find_bad_state(&mut self) -> Result<usize, TrainError> {
+    /// Finds the first step of the epoch after which a weight or the optimizer's state is
+    /// not finite, leaves the state after the step before it, and returns the error that
+    /// names it. (Should the replay not reproduce it, the state of the epoch's start.)
+    fn undo_first_bad_step(&mut self) -> Result<TrainError, TrainError> {
         let mut bad = None;
-        self.run(|b, o| {
-            if b > 0 && bad.is_none() && !o.state_is_finite() {
-                bad = Some(b - 1);
+        self.run(|b, net, o| {
+            if b > 0 && bad.is_none() {
+                bad = state_not_finite(net, o).map(|what| (b - 1, what));
             }
             bad.is_none()
         })?;
-        Ok(bad.unwrap_or(0))
+        let (batch, what) = bad.unwrap_or((0, NonFinite::Parameters));
+        self.run(|b, _, _| b < batch)?;
+        Ok(TrainError::NonFinite {
+            epoch: self.epoch,
+            batch,
+            what: what.what(),
+        })
     }
 }
