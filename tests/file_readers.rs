@@ -385,3 +385,182 @@ fn headers_claiming_billions_are_refused_before_allocating() {
     assert!(e.contains(&p.display().to_string()), "{e}");
     assert!(largest < LIMIT, "allocated {largest} bytes: {e}");
 }
+
+// -------------------------------------------------------------------------------------------
+// Safetensors files are read header first (`persist`): a header length or tensor extents the
+// file cannot hold are refused after reading a few bytes, and tensor data is read only once
+// every tensor matches the network. Sparse files (`File::set_len`) make the claims cheap to
+// write and would be expensive to read whole.
+// -------------------------------------------------------------------------------------------
+
+/// `Small`'s tensors as a file holds them: name and shape.
+fn small_layout() -> Vec<(String, Vec<u64>)> {
+    let shape = |t: &nn::runtime::network::TensorInfo| {
+        if t.is_bias {
+            vec![t.rows as u64]
+        } else {
+            vec![t.rows as u64, t.cols as u64]
+        }
+    };
+    Small::TENSORS
+        .iter()
+        .map(|t| (t.name.to_owned(), shape(t)))
+        .collect()
+}
+
+/// The start of a safetensors file of `F32` tensors (name, shape) in this order with
+/// `metadata` (if not null): the header length and the header; returns it and the length of
+/// the data section the header claims.
+fn safetensors_header(
+    tensors: &[(String, Vec<u64>)],
+    metadata: &serde_json::Value,
+) -> (Vec<u8>, u64) {
+    let mut map = serde_json::Map::new();
+    if !metadata.is_null() {
+        map.insert("__metadata__".into(), metadata.clone());
+    }
+    let mut end = 0u64;
+    for (name, shape) in tensors {
+        let bytes = 4 * shape.iter().product::<u64>();
+        let entry =
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [end, end + bytes]});
+        map.insert(name.clone(), entry);
+        end += bytes;
+    }
+    let mut json = serde_json::to_vec(&map).expect("in memory");
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let start = [(json.len() as u64).to_le_bytes().as_slice(), &json].concat();
+    (start, end)
+}
+
+/// A file of `len` bytes beginning with `start`, the rest a hole that reads as zeros.
+fn sparse_file(path: &Path, start: &[u8], len: u64) {
+    let mut f = std::fs::File::create(path).expect("created");
+    f.write_all(start).expect("written");
+    f.set_len(len).expect("sized");
+}
+
+/// Runs `load` on `p`; it must be done within 2 s (it reads a few hundred bytes, not
+/// gigabytes), allocating less than 1 MiB at a time. Returns its result and what it took.
+fn cheaply<T>(p: &Path, load: impl FnOnce(&Path) -> T) -> T {
+    let started = std::time::Instant::now();
+    let (largest, r) = largest_allocation(|| load(p));
+    let seconds = started.elapsed().as_secs_f64();
+    let size = std::fs::metadata(p).expect("exists").len();
+    println!(
+        "{}: {size} bytes, done in {seconds:.4} s, largest allocation {largest} bytes",
+        p.display()
+    );
+    assert!(
+        largest < 1 << 20,
+        "{}: allocated {largest} bytes",
+        p.display()
+    );
+    assert!(seconds < 2.0, "{}: took {seconds} s", p.display());
+    r
+}
+
+/// `r`'s error message, which must name `p` and contain `needle`.
+fn refusal<T>(r: Result<T, persist::PersistError>, p: &Path, needle: &str) -> String {
+    let e = match r {
+        Ok(_) => panic!("{}: loaded", p.display()),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.starts_with(&p.display().to_string()), "{e}");
+    assert!(e.contains(needle), "`{e}` lacks `{needle}`");
+    println!("  {e}");
+    e
+}
+
+#[test]
+fn safetensors_claims_beyond_a_sparse_file_are_refused_reading_only_the_header() {
+    const SIZE: u64 = 6 << 30;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let load = |p: &Path| persist::load::<Small, 4, 2>(p);
+
+    // A header length past the end of the file.
+    let p = dir.path().join("claims-2^60.safetensors");
+    sparse_file(&p, &(1u64 << 60).to_le_bytes(), SIZE);
+    let needle = format!(
+        "header length is {} bytes, but only {} bytes follow it",
+        1u64 << 60,
+        SIZE - 8
+    );
+    refusal(cheaply(&p, load), &p, &needle);
+
+    // A header length the file could hold, over the cap.
+    let p = dir.path().join("claims-4gib.safetensors");
+    sparse_file(&p, &(4u64 << 30).to_le_bytes(), SIZE);
+    refusal(cheaply(&p, load), &p, "more than the limit of 100000000");
+
+    // Under the cap: the header is streamed, so its zeros are refused at the first byte
+    // (reading the claimed length first would allocate 99,999,992 bytes).
+    let p = dir.path().join("claims-99mb.safetensors");
+    sparse_file(&p, &99_999_992u64.to_le_bytes(), SIZE);
+    refusal(
+        cheaply(&p, load),
+        &p,
+        "not a valid safetensors file: header:",
+    );
+
+    // A valid header with the network's tensors and one more of 32 GiB in a 6 GiB file.
+    let mut tensors = small_layout();
+    tensors.push(("optim.huge".into(), vec![1 << 33]));
+    let (start, _) = safetensors_header(&tensors, &serde_json::Value::Null);
+    let p = dir.path().join("huge-tensor.safetensors");
+    sparse_file(&p, &start, SIZE);
+    let needle = format!(
+        "tensor `optim.huge`: data_offsets [{}, {}] end beyond the file's {} bytes of tensor data",
+        4 * 23,
+        4 * 23 + (4u64 << 33),
+        SIZE - start.len() as u64
+    );
+    refusal(cheaply(&p, load), &p, &needle);
+
+    // The network's own tensors, the file cut off after their header.
+    let (start, data) = safetensors_header(&small_layout(), &serde_json::Value::Null);
+    assert_eq!(data, 4 * 23, "Small has 23 parameters");
+    let p = dir.path().join("no-data.safetensors");
+    sparse_file(&p, &start, start.len() as u64 + data - 1);
+    refusal(
+        cheaply(&p, load),
+        &p,
+        "end beyond the file's 91 bytes of tensor data",
+    );
+}
+
+#[test]
+fn safetensors_tensors_the_network_does_not_read_cost_nothing() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // A checkpoint of Small whose one optimizer buffer fills a 6 GiB hole: consistent, so
+    // loading the parameters alone skips the buffer, and loading the checkpoint refuses it
+    // by its shape before reading it.
+    let huge = (6u64 << 30) / 4;
+    let mut tensors = small_layout();
+    tensors.push(("optim.dense0.weight.exp_avg".into(), vec![huge]));
+    let metadata = serde_json::json!({
+        "nn.epoch": "1", "nn.optim.name": "Adam", "nn.optim.step": "2", "nn.optim.lr": "0.01",
+        "nn.optim.buffers": "[\"dense0.weight.exp_avg\"]", "nn.extra": "{}",
+    });
+    let (start, data) = safetensors_header(&tensors, &metadata);
+    let p = dir.path().join("huge-buffer.safetensors");
+    sparse_file(&p, &start, start.len() as u64 + data);
+
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    cheaply(&p, |p| persist::load_into(&mut net, p)).expect("the parameters load");
+    assert!(
+        net.to_flat().iter().all(|&v| v == 0.0),
+        "the hole reads as zeros"
+    );
+
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    let before = net.to_flat();
+    let r = cheaply(&p, |p| persist::load_checkpoint_into(&mut net, p));
+    let needle = format!("tensor `optim.dense0.weight.exp_avg` has shape [{huge}], expected [12]");
+    refusal(r, &p, &needle);
+    assert_eq!(
+        net.to_flat(),
+        before,
+        "a refused checkpoint changed the network"
+    );
+}

@@ -104,3 +104,46 @@ pub enum PersistError {
         message: String,
     },
 }
+
+/// Bytes of a name shown in a message (a hostile file's names can be megabytes long).
+const NAME_SHOWN: usize = 80;
+
+/// Dimensions of a shape shown in a message.
+const DIMS_SHOWN: usize = 8;
+
+/// A tensor name as messages show it: cut after [`NAME_SHOWN`] bytes (at a character
+/// boundary), with its full length.
+pub(super) struct Name<'a>(pub(super) &'a str);
+
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.0;
+        if s.len() <= NAME_SHOWN {
+            return f.write_str(s);
+        }
+        let cut = (0..=NAME_SHOWN)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        write!(f, "{}… ({} bytes)", &s[..cut], s.len())
+    }
+}
+
+/// A shape as messages show it: `[3, 4]`, or the first [`DIMS_SHOWN`] dimensions and a count.
+pub(super) struct Shape<'a>(pub(super) &'a [usize]);
+
+impl fmt::Display for Shape<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dims = self.0;
+        if dims.len() <= DIMS_SHOWN {
+            return write!(f, "{dims:?}");
+        }
+        let shown = format!("{:?}", &dims[..DIMS_SHOWN]);
+        write!(
+            f,
+            "{}, … ({} dimensions)]",
+            &shown[..shown.len() - 1],
+            dims.len()
+        )
+    }
+}

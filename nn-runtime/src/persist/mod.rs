@@ -15,19 +15,31 @@
 //! A [`Checkpoint`] adds the optimizer's buffers as tensors `optim.<buffer name>` (flat, 1-D,
 //! in the optimizer's own column-major order) and `nn.epoch`, `nn.optim.name`,
 //! `nn.optim.step`, `nn.optim.lr`, `nn.optim.buffers` (the buffer names in order, JSON) and
-//! `nn.extra` (JSON) to the metadata, so training resumes exactly.
+//! `nn.extra` (JSON) to the metadata, so training resumes exactly. Every buffer belongs to a
+//! parameter tensor (it is named `<tensor name>.<buffer>`) and has that tensor's length, as
+//! `Optimizer::load_state_for` requires; saving and loading check it.
 //!
 //! # Safety of files
 //! Saves are atomic: the bytes go to a temporary file in the target's directory, which is
 //! fsynced and renamed over the target (and the directory fsynced on unix), so the target is
 //! always either the old file or the new one. A save killed before its rename leaves its
 //! temporary file (`<name>.tmp.<pid>.<n>`); the next successful save of that target removes
-//! it. Loads check every tensor's name, dtype and
-//! shape before changing anything, and malformed files give a [`PersistError`] naming the file.
+//! it.
+//!
+//! Loads read the header first: its length must fit in the file (by the file's size) and
+//! under 100 MB (the `safetensors` crate's limit); it is parsed as it is read, so a false
+//! length costs nothing; every tensor's offsets must tile the rest of the file, each as long
+//! as its shape and dtype say. Then every tensor's name, dtype and shape is checked against
+//! the parameters (and each optimizer buffer against its tensor), and only then are the
+//! tensors needed read, each from its own byte range: a hostile file costs a few reads of
+//! its header, whatever it claims. Nothing changes until everything has been read and
+//! checked, and every error is a [`PersistError`] naming the file.
 
 mod atomic;
 mod codec;
 mod error;
+mod header;
+mod layout;
 
 pub(crate) use atomic::write_atomic;
 pub use error::{Mismatch, PersistError};
@@ -35,12 +47,11 @@ pub use error::{Mismatch, PersistError};
 use crate::network::{Network, Parameters};
 use crate::optim::OptimizerState;
 use crate::scalar::Float;
-use codec::{decode, dtype_of, encode, file_shape, param_tensors, Tensor};
+use codec::{dtype_of, encode, param_tensors, Tensor};
+use header::SafetensorsFile;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use safetensors::tensor::SafeTensors;
-use std::collections::HashMap;
-use std::fs;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
@@ -88,8 +99,8 @@ impl Metadata {
             .collect()
     }
 
-    fn from_map(map: Option<&HashMap<String, String>>) -> Self {
-        let get = |k: &str| map.and_then(|m| m.get(k)).cloned().unwrap_or_default();
+    fn from_map(map: &HashMap<String, String>) -> Self {
+        let get = |k: &str| map.get(k).cloned().unwrap_or_default();
         Self {
             network: get("nn.network"),
             dsl: get("nn.dsl"),
@@ -119,19 +130,21 @@ pub fn save_parameters<T: Float, P: Parameters<T>>(
 }
 
 /// Loads parameters saved by [`save_parameters`] (or a checkpoint, or PyTorch's
-/// `save_file(model.state_dict())` with the same names) into `params`. Every tensor's name,
-/// dtype and shape is checked against [`Parameters::TENSORS`] first; on any difference
-/// nothing is changed and the error lists all of them. `optim.*` tensors are ignored.
+/// `save_file(model.state_dict())` with the same names) into `params`. The header is read
+/// and every tensor's name, dtype and shape checked against [`Parameters::TENSORS`] before
+/// any tensor data is read; on any difference nothing is changed and the error lists them.
+/// `optim.*` tensors are ignored (and not read).
 pub fn load_parameters_into<T: Float, P: Parameters<T>>(
     params: &mut P,
     path: impl AsRef<Path>,
 ) -> Result<Metadata, PersistError> {
-    let path = path.as_ref();
-    let bytes = read(path)?;
-    let st = parse(path, &bytes)?;
-    let decoded = check_parameters::<T, P>(path, &st, None)?;
+    let file = SafetensorsFile::open(path.as_ref())?;
+    let mut problems = Vec::new();
+    layout::parameter_problems::<T, P>(&file, |n| n.starts_with("optim."), &mut problems);
+    file.refuse(problems)?;
+    let decoded = layout::read_parameters::<T, P>(&file)?;
     apply(params, &decoded);
-    Ok(Metadata::from_map(metadata_of(path, &bytes)?.as_ref()))
+    Ok(Metadata::from_map(&file.metadata))
 }
 
 /// Saves a network's parameters with its metadata, atomically.
@@ -160,7 +173,9 @@ pub fn load<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     Ok(net)
 }
 
-/// Saves parameters and a training checkpoint in one safetensors file, atomically.
+/// Saves parameters and a training checkpoint in one safetensors file, atomically. Every
+/// optimizer buffer must be named `<tensor name>.<buffer>` after one of `params`' tensors,
+/// have that tensor's length, and appear once.
 pub fn save_checkpoint<T: Float, P: Parameters<T>>(
     params: &P,
     meta: &Metadata,
@@ -181,6 +196,33 @@ pub fn save_checkpoint<T: Float, P: Parameters<T>>(
             message,
         });
     }
+    for (name, values) in &opt.buffers {
+        let message = match layout::owner(P::TENSORS, name) {
+            None => format!("optimizer buffer `{name}` names no tensor of the parameters"),
+            Some(t) if t.len() != values.len() => format!(
+                "optimizer buffer `{name}` has {} values, tensor `{}` has {}",
+                values.len(),
+                t.name,
+                t.len()
+            ),
+            Some(_) => continue,
+        };
+        return Err(PersistError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        });
+    }
+    let (tensors, map) = checkpoint_contents(params, meta, checkpoint);
+    write_tensors(path, tensors, map)
+}
+
+/// What [`save_checkpoint`] writes: the tensors and the metadata.
+fn checkpoint_contents<T: Float, P: Parameters<T>>(
+    params: &P,
+    meta: &Metadata,
+    checkpoint: &Checkpoint<T>,
+) -> (Vec<(String, Tensor)>, HashMap<String, String>) {
+    let opt = &checkpoint.optimizer;
     let mut tensors = param_tensors(params);
     for (name, values) in &opt.buffers {
         let t = Tensor {
@@ -190,6 +232,7 @@ pub fn save_checkpoint<T: Float, P: Parameters<T>>(
         };
         tensors.push((format!("optim.{name}"), t));
     }
+    let names: Vec<&str> = opt.buffers.iter().map(|(n, _)| n.as_str()).collect();
     let mut map = meta.to_map();
     map.insert("nn.epoch".into(), checkpoint.epoch.to_string());
     map.insert("nn.optim.name".into(), opt.name.clone());
@@ -200,20 +243,20 @@ pub fn save_checkpoint<T: Float, P: Parameters<T>>(
         serde_json::Value::from(names).to_string(),
     );
     map.insert("nn.extra".into(), checkpoint.extra.to_string());
-    write_tensors(path, tensors, map)
+    (tensors, map)
 }
 
 /// Loads a checkpoint saved by [`save_checkpoint`]: the parameters into `params` and the
-/// rest returned. Everything (tensors, optimizer buffers, metadata entries) is checked before
-/// `params` is touched.
+/// rest returned. Everything (metadata entries, tensors, optimizer buffers against the
+/// tensors they belong to) is checked before any tensor data is read, and `params` is
+/// touched only once all of it has been read.
 pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
     params: &mut P,
     path: impl AsRef<Path>,
 ) -> Result<(Metadata, Checkpoint<T>), PersistError> {
     let path = path.as_ref();
-    let bytes = read(path)?;
-    let st = parse(path, &bytes)?;
-    let map = metadata_of(path, &bytes)?.unwrap_or_default();
+    let file = SafetensorsFile::open(path)?;
+    let map = &file.metadata;
     let bad = |message: String| PersistError::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -237,31 +280,16 @@ pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
         .map_err(|e| bad(format!("`nn.optim.buffers`: {e}")))?;
     let extra =
         serde_json::from_str(get("nn.extra")?).map_err(|e| bad(format!("`nn.extra`: {e}")))?;
-    let buffer_names: Vec<String> = names.iter().map(|n| format!("optim.{n}")).collect();
-    let decoded = check_parameters::<T, P>(path, &st, Some(&buffer_names))?;
+    let listed: HashSet<String> = names.iter().map(|n| format!("optim.{n}")).collect();
     let mut problems = Vec::new();
+    layout::parameter_problems::<T, P>(&file, |n| listed.contains(n), &mut problems);
+    layout::buffer_problems::<T, P>(&file, &names, &mut problems);
+    file.refuse(problems)?;
+    let decoded = layout::read_parameters::<T, P>(&file)?;
     let mut buffers = Vec::with_capacity(names.len());
-    for (name, full) in names.iter().zip(&buffer_names) {
-        match st.tensor(full) {
-            Err(_) => problems.push(Mismatch::Missing(full.clone())),
-            Ok(v) if v.dtype() != dtype_of::<T>() => problems.push(Mismatch::Dtype {
-                tensor: full.clone(),
-                expected: format!("{:?}", dtype_of::<T>()),
-                found: format!("{:?}", v.dtype()),
-            }),
-            Ok(v) if v.shape().len() != 1 => problems.push(Mismatch::Shape {
-                tensor: full.clone(),
-                expected: vec![v.shape().iter().product()],
-                found: v.shape().to_vec(),
-            }),
-            Ok(v) => buffers.push((name.clone(), decode::<T>(v.data()))),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(PersistError::Mismatch {
-            path: path.to_path_buf(),
-            problems,
-        });
+    for name in names {
+        let values = layout::read_values::<T>(&file, &format!("optim.{name}"))?;
+        buffers.push((name, values));
     }
     apply(params, &decoded);
     let optimizer = OptimizerState {
@@ -271,95 +299,13 @@ pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
         buffers,
     };
     Ok((
-        Metadata::from_map(Some(&map)),
+        Metadata::from_map(map),
         Checkpoint {
             epoch,
             optimizer,
             extra,
         },
     ))
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, PersistError> {
-    fs::read(path).map_err(|source| PersistError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn parse<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>, PersistError> {
-    SafeTensors::deserialize(bytes).map_err(|e| PersistError::Format {
-        path: path.to_path_buf(),
-        message: format!("{e:?}"),
-    })
-}
-
-fn metadata_of(path: &Path, bytes: &[u8]) -> Result<Option<HashMap<String, String>>, PersistError> {
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| PersistError::Format {
-        path: path.to_path_buf(),
-        message: format!("{e:?}"),
-    })?;
-    Ok(meta.metadata().clone())
-}
-
-/// Checks the file against `P::TENSORS`, also allowing the `extra` names (or, if `None`, any
-/// `optim.*` tensor); on success, every tensor decoded column-major, in `TENSORS` order.
-fn check_parameters<T: Float, P: Parameters<T>>(
-    path: &Path,
-    st: &SafeTensors<'_>,
-    extra: Option<&[String]>,
-) -> Result<Vec<Vec<T>>, PersistError> {
-    let mut problems = Vec::new();
-    let mut decoded = Vec::with_capacity(P::TENSORS.len());
-    for t in P::TENSORS {
-        let Ok(view) = st.tensor(t.name) else {
-            problems.push(Mismatch::Missing(t.name.to_owned()));
-            continue;
-        };
-        if view.dtype() != dtype_of::<T>() {
-            let (expected, found) = (
-                format!("{:?}", dtype_of::<T>()),
-                format!("{:?}", view.dtype()),
-            );
-            problems.push(Mismatch::Dtype {
-                tensor: t.name.to_owned(),
-                expected,
-                found,
-            });
-        } else if view.shape() != file_shape(t).as_slice() {
-            let (expected, found) = (file_shape(t), view.shape().to_vec());
-            problems.push(Mismatch::Shape {
-                tensor: t.name.to_owned(),
-                expected,
-                found,
-            });
-        } else {
-            let row_major = decode::<T>(view.data());
-            let (rows, cols) = (t.rows, t.cols);
-            decoded.push(
-                (0..rows * cols)
-                    .map(|k| row_major[(k % rows) * cols + k / rows])
-                    .collect(),
-            );
-        }
-    }
-    let mut unexpected: Vec<String> = st
-        .names()
-        .into_iter()
-        .filter(|n| !P::TENSORS.iter().any(|t| t.name == n.as_str()))
-        .filter(|n| extra.map_or(!n.starts_with("optim."), |e| !e.contains(n)))
-        .cloned()
-        .collect();
-    unexpected.sort();
-    problems.extend(unexpected.into_iter().map(Mismatch::Unexpected));
-    if problems.is_empty() {
-        Ok(decoded)
-    } else {
-        Err(PersistError::Mismatch {
-            path: path.to_path_buf(),
-            problems,
-        })
-    }
 }
 
 /// Overwrites the parameters from checked, decoded tensors (indexed like `TENSORS`).

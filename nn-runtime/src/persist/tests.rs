@@ -1,8 +1,9 @@
 use super::atomic::SAVES;
+use super::codec::decode;
 use super::*;
 use crate::network::TensorInfo;
-use safetensors::tensor::Dtype;
-use std::fs::File;
+use safetensors::tensor::{Dtype, SafeTensors};
+use std::fs::{self, File};
 use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -468,4 +469,122 @@ fn persist_network_save_and_load() {
         (net, Metadata::new("Tiny", "dense(2 -> 3, relu)", "f32"))
     );
     assert_eq!(Metadata::of::<Tiny, 2, 3>().network, "Tiny");
+}
+
+/// A safetensors file of header `json` (padded to 8 bytes) and `data` zero bytes.
+fn raw_file(json: &str, data: usize) -> Vec<u8> {
+    let mut h = json.as_bytes().to_vec();
+    h.resize(h.len().div_ceil(8) * 8, b' ');
+    [
+        (h.len() as u64).to_le_bytes().as_slice(),
+        &h,
+        &vec![0; data],
+    ]
+    .concat()
+}
+
+#[test]
+fn persist_headers_are_checked_before_any_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("h.safetensors");
+    let w = |offsets: &str| {
+        format!(r#""dense0.weight":{{"dtype":"F32","shape":[3,2],"data_offsets":{offsets}}}"#)
+    };
+    let b = r#""dense0.bias":{"dtype":"F32","shape":[3],"data_offsets":[24,36]}"#;
+    let cases = [
+        // Tensors in any order in the header, placed by their offsets: this one loads.
+        (format!("{{{b},{}}}", w("[0,24]")), 36, ""),
+        (format!("{{{},{b}}}", w("[0,24]")), 40, "4 bytes follow the last tensor's data"),
+        (format!("{{{},{b}}}", w("[0,24]")), 35, "tensor `dense0.bias`: data_offsets [24, 36] end beyond the file's 35 bytes of tensor data"),
+        (format!("{{{},{b}}}", w("[0,20]")), 36, "tensor `dense0.weight`: shape [3, 2] of F32 needs 24 bytes, data_offsets [0, 20] hold 20"),
+        (format!("{{{},{b}}}", w("[4,24]")), 36, "tensor `dense0.weight`: data_offsets [4, 24] should start at 0"),
+        (format!("{{{},{b},{}}}", w("[0,24]"), w("[36,60]")), 60, "tensor `dense0.weight` appears twice in the header"),
+        (format!(r#"{{"__metadata__":{{}},{},{b},"__metadata__":{{}}}}"#, w("[0,24]")), 36, "header: `__metadata__` appears twice"),
+        (r#"{"x":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}}"#.into(), 4, "header: tensor `x`: unknown variant `F99`"),
+        (r#"{"x":{"dtype":"F32","shape":[4000000000,4000000000,4000000000],"data_offsets":[0,4]}}"#.into(), 4, "tensor `x`: shape [4000000000, 4000000000, 4000000000] overflows"),
+        (format!(r#"{{"{}":{{"dtype":"F32","shape":[1],"data_offsets":[0,4]}},"{0}":{{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}}}"#, "é".repeat(100)), 8, &format!("tensor `{}… (200 bytes)` appears twice", "é".repeat(40))),
+        (r#"{"x":{"dtype":"F32","shape":[1,1,1,1,1,1,1,1,1,1],"data_offsets":[0,8]}}"#.into(), 8, "tensor `x`: shape [1, 1, 1, 1, 1, 1, 1, 1, … (10 dimensions)] of F32 needs 4 bytes"),
+        ("[1, 2]".into(), 0, "header: invalid type: sequence, expected an object of tensors"),
+        (format!("{{{},{b}}} x", w("[0,24]")), 36, "header: trailing characters"),
+    ];
+    for (json, data, needle) in cases {
+        fs::write(&path, raw_file(&json, data)).unwrap();
+        let mut p = Flat::<f32, 0>::new(1.0);
+        match load_parameters_into(&mut p, &path) {
+            Ok(_) => {
+                assert_eq!(needle, "", "{json}: loaded");
+                assert!(p.to_flat().iter().all(|&v| v == 0.0));
+            }
+            Err(e) => {
+                let e = e.to_string();
+                let expected =
+                    format!("{}: not a valid safetensors file: {needle}", path.display());
+                assert!(
+                    !needle.is_empty() && e.starts_with(&expected),
+                    "{json}: {e}"
+                );
+                assert_eq!(p, Flat::<f32, 0>::new(1.0));
+            }
+        }
+    }
+    // Shorter than the header length, and a header length longer than the file.
+    fs::write(&path, [0u8; 7]).unwrap();
+    let e = load_parameters_into(&mut Flat::<f32, 0>::new(0.0), &path).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("7 bytes, too short for the 8-byte header length"),
+        "{e}"
+    );
+    fs::write(&path, [&16u64.to_le_bytes()[..], b"{}      "].concat()).unwrap();
+    let e = load_parameters_into(&mut Flat::<f32, 0>::new(0.0), &path).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("the header length is 16 bytes, but only 8 bytes follow it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn persist_checkpoint_buffers_follow_their_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let p = Flat::<f32, 0>::new(0.3);
+    let name = path.display();
+    type Edit = fn(&mut Vec<(String, Vec<f32>)>);
+    let cases: [(Edit, &str, &str); 3] = [
+        (
+            |b| b[1].1.push(1.0),
+            "optimizer buffer `dense0.bias.exp_avg` has 4 values, tensor `dense0.bias` has 3",
+            "tensor `optim.dense0.bias.exp_avg` has shape [4], expected [3]",
+        ),
+        (
+            |b| b[0].0 = "dense1.weight.exp_avg".into(),
+            "optimizer buffer `dense1.weight.exp_avg` names no tensor of the parameters",
+            "unexpected tensor `optim.dense1.weight.exp_avg`",
+        ),
+        (
+            |b| b[0].0 = "dense0.weight.exp.avg".into(),
+            "optimizer buffer `dense0.weight.exp.avg` names no tensor of the parameters",
+            "unexpected tensor `optim.dense0.weight.exp.avg`",
+        ),
+    ];
+    for (edit, on_save, on_load) in cases {
+        let mut ck = checkpoint();
+        edit(&mut ck.optimizer.buffers);
+        let e = save_checkpoint(&p, &meta(), &ck, &path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{name}: invalid checkpoint: {on_save}")
+        );
+        // The same file written without the checks is refused on load, changing nothing.
+        let (tensors, map) = checkpoint_contents(&p, &meta(), &ck);
+        write_tensors(&path, tensors, map).unwrap();
+        let mut q = Flat::<f32, 0>::new(5.0);
+        let e = load_checkpoint_into(&mut q, &path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{name}: does not match the parameters: {on_load}")
+        );
+        assert_eq!(q, Flat::<f32, 0>::new(5.0));
+    }
 }
