@@ -564,3 +564,44 @@ fn safetensors_tensors_the_network_does_not_read_cost_nothing() {
         "a refused checkpoint changed the network"
     );
 }
+
+#[test]
+fn safetensors_mismatch_messages_stay_short_with_100000_unexpected_tensors() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut tensors = small_layout();
+    tensors.extend((0..100_000).map(|i| (format!("stray.{i:06}"), vec![1])));
+    let (start, data) = safetensors_header(&tensors, &serde_json::Value::Null);
+    let p = dir.path().join("strays.safetensors");
+    sparse_file(&p, &start, start.len() as u64 + data);
+
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    let before = net.to_flat();
+    let e = persist::load_into(&mut net, &p).expect_err("unexpected tensors");
+    assert_eq!(net.to_flat(), before, "a refused file changed the network");
+    let message = e.to_string();
+    let strays: Vec<String> = (0..5)
+        .map(|i| format!("unexpected tensor `stray.{i:06}`"))
+        .collect();
+    let expected = format!(
+        "{}: does not match the parameters: {}; … and 99995 more",
+        p.display(),
+        strays.join("; ")
+    );
+    assert_eq!(message, expected);
+    let debug = format!("{e:?}");
+    println!(
+        "{} tensors in a {}-byte header: a message of {} bytes, Debug {} bytes",
+        tensors.len(),
+        start.len(),
+        message.len(),
+        debug.len()
+    );
+    assert!(
+        debug.len() < 1000 && debug.contains("… and 99995 more"),
+        "{debug}"
+    );
+    match e {
+        persist::PersistError::Mismatch { problems, .. } => assert_eq!(problems.len(), 100_000),
+        other => panic!("{other:?}"),
+    }
+}

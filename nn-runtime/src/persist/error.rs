@@ -34,42 +34,73 @@ pub enum Mismatch {
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mismatch::Missing(t) => write!(f, "missing tensor `{t}`"),
-            Mismatch::Unexpected(t) => write!(f, "unexpected tensor `{t}`"),
+            Mismatch::Missing(t) => write!(f, "missing tensor `{}`", Name(t)),
+            Mismatch::Unexpected(t) => write!(f, "unexpected tensor `{}`", Name(t)),
             Mismatch::Dtype {
                 tensor,
                 expected,
                 found,
-            } => {
-                write!(
-                    f,
-                    "tensor `{tensor}` has dtype {found}, expected {expected}"
-                )
-            }
+            } => write!(
+                f,
+                "tensor `{}` has dtype {found}, expected {expected}",
+                Name(tensor)
+            ),
             Mismatch::Shape {
                 tensor,
                 expected,
                 found,
-            } => {
-                write!(
-                    f,
-                    "tensor `{tensor}` has shape {found:?}, expected {expected:?}"
-                )
-            }
+            } => write!(
+                f,
+                "tensor `{}` has shape {}, expected {}",
+                Name(tensor),
+                Shape(found),
+                Shape(expected)
+            ),
         }
     }
 }
 
-fn join(problems: &[Mismatch]) -> String {
-    problems
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+/// Problems a message lists; the rest are counted.
+const PROBLEMS_SHOWN: usize = 5;
+
+/// The first [`PROBLEMS_SHOWN`] problems, `; `-separated, then `; … and N more`.
+struct Problems<'a>(&'a [Mismatch]);
+
+impl fmt::Display for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().take(PROBLEMS_SHOWN).enumerate() {
+            let sep = if i == 0 { "" } else { "; " };
+            write!(f, "{sep}{p}")?;
+        }
+        match self.0.len().saturating_sub(PROBLEMS_SHOWN) {
+            0 => Ok(()),
+            more => write!(f, "; … and {more} more"),
+        }
+    }
+}
+
+/// As [`Problems`], as a list of their messages.
+impl fmt::Debug for Problems<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for p in self.0.iter().take(PROBLEMS_SHOWN) {
+            list.entry(&format_args!("{p}"));
+        }
+        match self.0.len().saturating_sub(PROBLEMS_SHOWN) {
+            0 => {}
+            more => {
+                list.entry(&format_args!("… and {more} more"));
+            }
+        }
+        list.finish()
+    }
 }
 
 /// Why parameters or a checkpoint could not be saved or loaded.
-#[derive(Debug, thiserror::Error)]
+///
+/// Messages (and `Debug`) list at most five of a [`PersistError::Mismatch`]'s problems and
+/// count the rest; the variant holds them all.
+#[derive(thiserror::Error)]
 pub enum PersistError {
     /// Reading, writing or renaming a file failed.
     #[error("{}: {source}", .path.display())]
@@ -88,7 +119,7 @@ pub enum PersistError {
         message: String,
     },
     /// The file's tensors do not match the parameters; nothing was loaded.
-    #[error("{}: does not match the parameters: {}", .path.display(), join(.problems))]
+    #[error("{}: does not match the parameters: {}", .path.display(), Problems(.problems))]
     Mismatch {
         /// The file.
         path: PathBuf,
@@ -103,6 +134,34 @@ pub enum PersistError {
         /// What is wrong.
         message: String,
     },
+}
+
+/// Like the derived `Debug`, with the problems of a `Mismatch` shortened as in its message.
+impl fmt::Debug for PersistError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io { path, source } => f
+                .debug_struct("Io")
+                .field("path", path)
+                .field("source", source)
+                .finish(),
+            Self::Format { path, message } => f
+                .debug_struct("Format")
+                .field("path", path)
+                .field("message", message)
+                .finish(),
+            Self::Mismatch { path, problems } => f
+                .debug_struct("Mismatch")
+                .field("path", path)
+                .field("problems", &Problems(problems))
+                .finish(),
+            Self::Checkpoint { path, message } => f
+                .debug_struct("Checkpoint")
+                .field("path", path)
+                .field("message", message)
+                .finish(),
+        }
+    }
 }
 
 /// Bytes of a name shown in a message (a hostile file's names can be megabytes long).

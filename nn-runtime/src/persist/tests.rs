@@ -588,3 +588,62 @@ fn persist_checkpoint_buffers_follow_their_tensors() {
         assert_eq!(q, Flat::<f32, 0>::new(5.0));
     }
 }
+
+#[test]
+fn persist_long_mismatch_lists_show_five_and_count_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    let name = path.display();
+    let first =
+        "tensor `dense0.weight` has shape [3, 2], expected [2, 3]; missing tensor `dense1.weight`";
+    for (strays, tail) in [
+        (3, "; unexpected tensor `u0`; unexpected tensor `u1`; unexpected tensor `u2`"),
+        (4, "; unexpected tensor `u0`; unexpected tensor `u1`; unexpected tensor `u2`; … and 1 more"),
+        (9, "; unexpected tensor `u0`; unexpected tensor `u1`; unexpected tensor `u2`; … and 6 more"),
+    ] {
+        // A layout-0 file with `strays` more tensors, loaded into layout 1.
+        let mut tensors = param_tensors(&Flat::<f32, 0>::new(1.0));
+        for i in 0..strays {
+            let data = 1f32.to_le_bytes().to_vec();
+            let (dtype, shape) = (Dtype::F32, vec![1]);
+            tensors.push((format!("u{i}"), Tensor { dtype, shape, data }));
+        }
+        write_tensors(&path, tensors, meta().to_map()).unwrap();
+        let e = load_parameters_into(&mut Flat::<f32, 1>::new(0.0), &path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("{name}: does not match the parameters: {first}{tail}")
+        );
+        let PersistError::Mismatch { problems, .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(problems.len(), 2 + strays, "the error keeps every problem");
+        if strays == 9 {
+            let debug = format!("{e:?}");
+            assert_eq!(
+                debug,
+                format!(
+                    "Mismatch {{ path: {:?}, problems: [tensor `dense0.weight` has shape [3, 2], expected [2, 3], missing tensor `dense1.weight`, unexpected tensor `u0`, unexpected tensor `u1`, unexpected tensor `u2`, … and 6 more] }}",
+                    path
+                )
+            );
+        }
+    }
+    // A hostile name is cut in messages, not in the error.
+    let long = "w".repeat(1 << 20);
+    let mut tensors = param_tensors(&Flat::<f32, 0>::new(1.0));
+    let (dtype, shape, data) = (Dtype::F32, vec![1], vec![0; 4]);
+    tensors.push((long.clone(), Tensor { dtype, shape, data }));
+    write_tensors(&path, tensors, meta().to_map()).unwrap();
+    let e = load_parameters_into(&mut Flat::<f32, 0>::new(0.0), &path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{name}: does not match the parameters: unexpected tensor `{}… (1048576 bytes)`",
+            &long[..80]
+        )
+    );
+    assert!(
+        matches!(e, PersistError::Mismatch { problems, .. } if problems == [Mismatch::Unexpected(long)])
+    );
+}
