@@ -605,3 +605,90 @@ fn safetensors_mismatch_messages_stay_short_with_100000_unexpected_tensors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Overwrites value `k` (row-major) of tensor `name` in safetensors `bytes` with `value`.
+fn set_f32(bytes: &mut [u8], name: &str, k: usize, value: f32) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("a header");
+    let start = header[name]["data_offsets"][0].as_u64().expect("offsets") as usize;
+    let at = 8 + n + start + 4 * k;
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+#[test]
+fn safetensors_checkpoints_with_non_finite_values_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("ckpt.safetensors");
+    let data = four_samples();
+    let trainer = |epochs| {
+        Trainer::new(CrossEntropy, Adam::new(1e-2))
+            .epochs(epochs)
+            .batch_size(2)
+            .progress(Progress::Off)
+    };
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    trainer(1)
+        .checkpoint(&path, CheckpointEvery::Epoch)
+        .fit(&mut net, &data, None)
+        .expect("training");
+    let valid = std::fs::read(&path).expect("read");
+    let allow = persist::LoadOptions {
+        allow_non_finite: true,
+    };
+    let cases = [
+        ("dense1.weight", 3, f32::NAN, "NaN at index 3"),
+        (
+            "optim.dense0.bias.exp_avg_sq",
+            1,
+            f32::NEG_INFINITY,
+            "-inf at index 1",
+        ),
+    ];
+    for (tensor, k, value, needle) in cases {
+        let mut bytes = valid.clone();
+        set_f32(&mut bytes, tensor, k, value);
+        let f = dir.path().join(format!("{tensor}.safetensors"));
+        std::fs::write(&f, &bytes).expect("written");
+        let expected = format!(
+            "{}: tensor `{tensor}` holds the non-finite value {needle} (row-major)",
+            f.display()
+        );
+        let mut into = Small::new(&mut StdRng::seed_from_u64(2));
+        let before = into.to_flat();
+        let e = persist::load_checkpoint_into(&mut into, &f).expect_err("non-finite");
+        assert_eq!(e.to_string(), expected);
+        assert_eq!(
+            into.to_flat(),
+            before,
+            "a refused checkpoint changed the network"
+        );
+        // Resuming from it is refused the same way, changing nothing.
+        let e = trainer(2)
+            .resume_from(&f)
+            .fit(&mut into, &data, None)
+            .expect_err("non-finite");
+        assert!(e.to_string().contains(&expected), "{e}");
+        assert_eq!(
+            into.to_flat(),
+            before,
+            "a refused resume changed the network"
+        );
+        // Opted in, the value is there.
+        let (_, ck) = persist::load_checkpoint_into_with(&mut into, &f, allow).expect("allowed");
+        let loaded = match tensor.strip_prefix("optim.") {
+            Some(buffer) => {
+                let (_, v) = ck
+                    .optimizer
+                    .buffers
+                    .iter()
+                    .find(|(n, _)| n == buffer)
+                    .expect("buffer");
+                v[k]
+            }
+            // Row-major index 3 of the 2 x 3 weight is row 1, column 0: column-major 0 * 2 + 1,
+            // after dense0's 12 + 3 values.
+            None => into.to_flat()[15 + 1],
+        };
+        assert_eq!(loaded.to_bits(), value.to_bits(), "{tensor}");
+    }
+}

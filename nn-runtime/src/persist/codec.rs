@@ -1,5 +1,6 @@
 //! Values to and from the file's bytes: dtypes, PyTorch's row-major layout.
 
+use crate::kernel::all_finite;
 use crate::network::{Parameters, TensorInfo};
 use crate::scalar::Float;
 use safetensors::tensor::{Dtype, View};
@@ -75,8 +76,7 @@ pub(super) fn file_shape(t: &TensorInfo) -> Vec<usize> {
 pub(super) fn param_tensors<T: Float, P: Parameters<T>>(params: &P) -> Vec<(String, Tensor)> {
     let mut out = Vec::with_capacity(P::TENSORS.len());
     params.for_each_tensor(&mut |t, v| {
-        let (rows, cols) = (t.rows, t.cols);
-        let data = encode((0..rows * cols).map(|k| v[(k % cols) * rows + k / cols]));
+        let data = encode(row_major(t, v));
         out.push((
             t.name.to_owned(),
             Tensor {
@@ -87,4 +87,40 @@ pub(super) fn param_tensors<T: Float, P: Parameters<T>>(params: &P) -> Vec<(Stri
         ));
     });
     out
+}
+
+/// A column-major tensor `t`'s values in the file's row-major order.
+fn row_major<'a, T: Float>(t: &TensorInfo, v: &'a [T]) -> impl Iterator<Item = T> + 'a {
+    let (rows, cols) = (t.rows, t.cols);
+    (0..rows * cols).map(move |k| v[(k % cols) * rows + k / cols])
+}
+
+/// Tensor `t` from the file's row-major values, column-major.
+pub(super) fn column_major<T: Float>(t: &TensorInfo, row_major: &[T]) -> Vec<T> {
+    let (rows, cols) = (t.rows, t.cols);
+    (0..rows * cols)
+        .map(|k| row_major[(k % rows) * cols + k / rows])
+        .collect()
+}
+
+/// The first NaN or infinity in `values`: its index and value.
+pub(super) fn first_non_finite<T: Float>(values: &[T]) -> Option<(usize, f64)> {
+    if all_finite(values) {
+        return None;
+    }
+    let i = values.iter().position(|v| !v.is_finite())?;
+    Some((i, values[i].to_f64()))
+}
+
+/// The first NaN or infinity of a column-major tensor `t`, with its index in the file's
+/// row-major order.
+pub(super) fn first_non_finite_row_major<T: Float>(
+    t: &TensorInfo,
+    v: &[T],
+) -> Option<(usize, f64)> {
+    if all_finite(v) {
+        return None;
+    }
+    let (i, x) = row_major(t, v).enumerate().find(|(_, x)| !x.is_finite())?;
+    Some((i, x.to_f64()))
 }

@@ -134,6 +134,25 @@ pub enum PersistError {
         /// What is wrong.
         message: String,
     },
+    /// A parameter or optimizer buffer holds NaN or an infinity: refused on load unless
+    /// [`LoadOptions::allow_non_finite`](super::LoadOptions::allow_non_finite), and on save
+    /// in debug builds.
+    #[error(
+        "{}: tensor `{}` holds the non-finite value {value} at index {index} (row-major)",
+        .path.display(),
+        Name(.tensor)
+    )]
+    NonFinite {
+        /// The file.
+        path: PathBuf,
+        /// The tensor's name in the file (`dense0.weight`, `optim.dense0.weight.exp_avg`).
+        tensor: String,
+        /// The first such value's index in the tensor's row-major (file) order, as in
+        /// PyTorch's `tensor.flatten()`.
+        index: usize,
+        /// The value (NaN or ±infinity).
+        value: f64,
+    },
 }
 
 /// Like the derived `Debug`, with the problems of a `Mismatch` shortened as in its message.
@@ -159,6 +178,18 @@ impl fmt::Debug for PersistError {
                 .debug_struct("Checkpoint")
                 .field("path", path)
                 .field("message", message)
+                .finish(),
+            Self::NonFinite {
+                path,
+                tensor,
+                index,
+                value,
+            } => f
+                .debug_struct("NonFinite")
+                .field("path", path)
+                .field("tensor", &Name(tensor).to_string())
+                .field("index", index)
+                .field("value", value)
                 .finish(),
         }
     }

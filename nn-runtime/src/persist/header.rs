@@ -98,6 +98,16 @@ impl SafetensorsFile {
         }
     }
 
+    /// A [`PersistError::NonFinite`] about tensor `tensor` of this file.
+    pub(super) fn non_finite(&self, tensor: &str, index: usize, value: f64) -> PersistError {
+        PersistError::NonFinite {
+            path: self.path.clone(),
+            tensor: tensor.to_owned(),
+            index,
+            value,
+        }
+    }
+
     /// A [`PersistError::Mismatch`] about this file if there are `problems`.
     pub(super) fn refuse(&self, problems: Vec<Mismatch>) -> Result<(), PersistError> {
         if problems.is_empty() {

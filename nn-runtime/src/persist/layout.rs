@@ -1,7 +1,7 @@
 //! A file's tensors against the layout of the parameters (and of the optimizer's buffers),
 //! and reading them once they match: nothing is read before everything is checked.
 
-use super::codec::{decode, dtype_of, file_shape};
+use super::codec::{column_major, decode, dtype_of, file_shape, first_non_finite};
 use super::header::SafetensorsFile;
 use super::{Mismatch, PersistError};
 use crate::network::{Parameters, TensorInfo};
@@ -87,31 +87,37 @@ pub(super) fn buffer_problems<T: Float, P: Parameters<T>>(
     }
 }
 
-/// The values of tensor `name` in the file's (row-major) order; its dtype was checked.
+/// The values of tensor `name` in the file's (row-major) order; its dtype was checked. A NaN
+/// or infinity is a [`PersistError::NonFinite`] unless `allow_non_finite`.
 pub(super) fn read_values<T: Float>(
     file: &SafetensorsFile,
     name: &str,
+    allow_non_finite: bool,
 ) -> Result<Vec<T>, PersistError> {
     let entry = file
         .tensors
         .get(name)
         .ok_or_else(|| file.format(format!("no tensor `{name}`")))?;
-    Ok(decode::<T>(&file.read(entry)?))
+    let values = decode::<T>(&file.read(entry)?);
+    match first_non_finite(&values) {
+        Some((index, value)) if !allow_non_finite => Err(file.non_finite(name, index, value)),
+        _ => Ok(values),
+    }
 }
 
 /// Every parameter tensor, column-major, in `P::TENSORS` order; the file was checked by
 /// [`parameter_problems`].
 pub(super) fn read_parameters<T: Float, P: Parameters<T>>(
     file: &SafetensorsFile,
+    allow_non_finite: bool,
 ) -> Result<Vec<Vec<T>>, PersistError> {
     P::TENSORS
         .iter()
         .map(|t| {
-            let row_major = read_values::<T>(file, t.name)?;
-            let (rows, cols) = (t.rows, t.cols);
-            Ok((0..rows * cols)
-                .map(|k| row_major[(k % rows) * cols + k / rows])
-                .collect())
+            Ok(column_major(
+                t,
+                &read_values::<T>(file, t.name, allow_non_finite)?,
+            ))
         })
         .collect()
 }

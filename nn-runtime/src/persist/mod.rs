@@ -1,12 +1,13 @@
 //! Saving and loading parameters and training checkpoints as safetensors files.
 //!
 //! # Layout
-//! Tensors are named as in [`TensorInfo::name`] (`dense0.weight`, `dense0.bias`, ...) and
-//! stored in PyTorch's `nn.Linear` convention, so the file loads into PyTorch directly:
-//! a weight (`OUT x IN`) has shape `[OUT, IN]` in **row-major** order, which is the
-//! transpose of how we store it (column-major), so saving transposes and loading transposes
-//! back; a bias has shape `[OUT]`. Values are little-endian `F32` or `F64` after the scalar
-//! type, which must match on load (no silent conversion).
+//! Tensors are named as in [`TensorInfo::name`](crate::network::TensorInfo::name)
+//! (`dense0.weight`, `dense0.bias`, ...) and stored in PyTorch's `nn.Linear` convention, so
+//! the file loads into PyTorch directly: a weight (`OUT x IN`) has shape `[OUT, IN]` in
+//! **row-major** order, which is the transpose of how we store it (column-major), so saving
+//! transposes and loading transposes back; a bias has shape `[OUT]`. Values are
+//! little-endian `F32` or `F64` after the scalar type, which must match on load (no silent
+//! conversion).
 //!
 //! The header's `__metadata__` holds `format = pt`, `nn.network` (the type name),
 //! `nn.dsl` (its layer list), `nn.scalar` (`f32`/`f64`) and `nn.version` (this crate's version).
@@ -34,6 +35,11 @@
 //! tensors needed read, each from its own byte range: a hostile file costs a few reads of
 //! its header, whatever it claims. Nothing changes until everything has been read and
 //! checked, and every error is a [`PersistError`] naming the file.
+//!
+//! NaN and infinite values, in the parameters or the optimizer buffers, are refused on load
+//! ([`PersistError::NonFinite`], naming the tensor and the first such value) unless
+//! [`LoadOptions::allow_non_finite`]; saving them is refused in debug builds and allowed in
+//! release builds.
 
 mod atomic;
 mod codec;
@@ -120,29 +126,55 @@ pub struct Checkpoint<T> {
     /// Anything else the trainer wants back (history, schedule state, ...).
     pub extra: serde_json::Value,
 }
+
+/// How a file is loaded; the default is what [`load_parameters_into`] and
+/// [`load_checkpoint_into`] do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Accept NaN and infinite parameters and optimizer buffers, e.g. to inspect a run that
+    /// diverged. By default such a file is refused with [`PersistError::NonFinite`].
+    pub allow_non_finite: bool,
+}
+
 /// Saves `params` with `meta` to `path`, atomically.
+///
+/// In debug builds a NaN or infinite value is refused with [`PersistError::NonFinite`]
+/// (loading would refuse the file); release builds save it, and such a file loads only with
+/// [`LoadOptions::allow_non_finite`].
 pub fn save_parameters<T: Float, P: Parameters<T>>(
     params: &P,
     meta: &Metadata,
     path: impl AsRef<Path>,
 ) -> Result<(), PersistError> {
-    write_tensors(path.as_ref(), param_tensors(params), meta.to_map())
+    let path = path.as_ref();
+    refuse_non_finite_in_debug(path, params, &[])?;
+    write_tensors(path, param_tensors(params), meta.to_map())
 }
 
 /// Loads parameters saved by [`save_parameters`] (or a checkpoint, or PyTorch's
 /// `save_file(model.state_dict())` with the same names) into `params`. The header is read
 /// and every tensor's name, dtype and shape checked against [`Parameters::TENSORS`] before
 /// any tensor data is read; on any difference nothing is changed and the error lists them.
-/// `optim.*` tensors are ignored (and not read).
+/// `optim.*` tensors are ignored (and not read). A NaN or infinite value is refused with
+/// [`PersistError::NonFinite`]; [`load_parameters_into_with`] can accept it.
 pub fn load_parameters_into<T: Float, P: Parameters<T>>(
     params: &mut P,
     path: impl AsRef<Path>,
+) -> Result<Metadata, PersistError> {
+    load_parameters_into_with(params, path, LoadOptions::default())
+}
+
+/// [`load_parameters_into`] with `options`.
+pub fn load_parameters_into_with<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    path: impl AsRef<Path>,
+    options: LoadOptions,
 ) -> Result<Metadata, PersistError> {
     let file = SafetensorsFile::open(path.as_ref())?;
     let mut problems = Vec::new();
     layout::parameter_problems::<T, P>(&file, |n| n.starts_with("optim."), &mut problems);
     file.refuse(problems)?;
-    let decoded = layout::read_parameters::<T, P>(&file)?;
+    let decoded = layout::read_parameters::<T, P>(&file, options.allow_non_finite)?;
     apply(params, &decoded);
     Ok(Metadata::from_map(&file.metadata))
 }
@@ -156,7 +188,8 @@ pub fn save<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
 }
 
 /// Loads a file's parameters into an existing network (all or nothing); returns the file's
-/// metadata, which may name another network: only the tensors must match.
+/// metadata, which may name another network: only the tensors must match. Checked as by
+/// [`load_parameters_into`] ([`load_parameters_into_with`] accepts non-finite values).
 pub fn load_into<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     net: &mut N,
     path: impl AsRef<Path>,
@@ -164,7 +197,8 @@ pub fn load_into<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     load_parameters_into(net, path)
 }
 
-/// A network of type `N` with the parameters of a file.
+/// A network of type `N` with the parameters of a file, checked as by
+/// [`load_parameters_into`].
 pub fn load<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     path: impl AsRef<Path>,
 ) -> Result<N, PersistError> {
@@ -175,7 +209,8 @@ pub fn load<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
 
 /// Saves parameters and a training checkpoint in one safetensors file, atomically. Every
 /// optimizer buffer must be named `<tensor name>.<buffer>` after one of `params`' tensors,
-/// have that tensor's length, and appear once.
+/// have that tensor's length, and appear once. Non-finite values are handled as by
+/// [`save_parameters`], in the parameters and in the buffers.
 pub fn save_checkpoint<T: Float, P: Parameters<T>>(
     params: &P,
     meta: &Metadata,
@@ -212,8 +247,41 @@ pub fn save_checkpoint<T: Float, P: Parameters<T>>(
             message,
         });
     }
+    refuse_non_finite_in_debug(path, params, &opt.buffers)?;
     let (tensors, map) = checkpoint_contents(params, meta, checkpoint);
     write_tensors(path, tensors, map)
+}
+
+/// In debug builds, [`PersistError::NonFinite`] for the first NaN or infinity in `params`
+/// (by tensor, in row-major order) or else in `buffers`; in release builds nothing.
+fn refuse_non_finite_in_debug<T: Float, P: Parameters<T>>(
+    path: &Path,
+    params: &P,
+    buffers: &[(String, Vec<T>)],
+) -> Result<(), PersistError> {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    let mut found = None;
+    params.for_each_tensor(&mut |t, v| {
+        if found.is_none() {
+            found = codec::first_non_finite_row_major(t, v).map(|(i, x)| (t.name.to_owned(), i, x));
+        }
+    });
+    let found = found.or_else(|| {
+        buffers.iter().find_map(|(name, v)| {
+            codec::first_non_finite(v).map(|(i, x)| (format!("optim.{name}"), i, x))
+        })
+    });
+    match found {
+        None => Ok(()),
+        Some((tensor, index, value)) => Err(PersistError::NonFinite {
+            path: path.to_path_buf(),
+            tensor,
+            index,
+            value,
+        }),
+    }
 }
 
 /// What [`save_checkpoint`] writes: the tensors and the metadata.
@@ -249,10 +317,20 @@ fn checkpoint_contents<T: Float, P: Parameters<T>>(
 /// Loads a checkpoint saved by [`save_checkpoint`]: the parameters into `params` and the
 /// rest returned. Everything (metadata entries, tensors, optimizer buffers against the
 /// tensors they belong to) is checked before any tensor data is read, and `params` is
-/// touched only once all of it has been read.
+/// touched only once all of it has been read. A NaN or infinite parameter or buffer value
+/// is refused with [`PersistError::NonFinite`]; [`load_checkpoint_into_with`] can accept it.
 pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
     params: &mut P,
     path: impl AsRef<Path>,
+) -> Result<(Metadata, Checkpoint<T>), PersistError> {
+    load_checkpoint_into_with(params, path, LoadOptions::default())
+}
+
+/// [`load_checkpoint_into`] with `options`.
+pub fn load_checkpoint_into_with<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    path: impl AsRef<Path>,
+    options: LoadOptions,
 ) -> Result<(Metadata, Checkpoint<T>), PersistError> {
     let path = path.as_ref();
     let file = SafetensorsFile::open(path)?;
@@ -285,10 +363,11 @@ pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
     layout::parameter_problems::<T, P>(&file, |n| listed.contains(n), &mut problems);
     layout::buffer_problems::<T, P>(&file, &names, &mut problems);
     file.refuse(problems)?;
-    let decoded = layout::read_parameters::<T, P>(&file)?;
+    let allow = options.allow_non_finite;
+    let decoded = layout::read_parameters::<T, P>(&file, allow)?;
     let mut buffers = Vec::with_capacity(names.len());
     for name in names {
-        let values = layout::read_values::<T>(&file, &format!("optim.{name}"))?;
+        let values = layout::read_values::<T>(&file, &format!("optim.{name}"), allow)?;
         buffers.push((name, values));
     }
     apply(params, &decoded);

@@ -647,3 +647,185 @@ fn persist_long_mismatch_lists_show_five_and_count_the_rest() {
         matches!(e, PersistError::Mismatch { problems, .. } if problems == [Mismatch::Unexpected(long)])
     );
 }
+
+/// Writes `params` as [`save_parameters`] would, without its debug-build check.
+fn write_unchecked<T: Float, P: Parameters<T>>(params: &P, path: &Path) {
+    write_tensors(path, param_tensors(params), meta().to_map()).unwrap();
+}
+
+/// The non-finite error's tensor, index and value, or a panic.
+fn non_finite(e: PersistError) -> (String, usize, f64) {
+    match e {
+        PersistError::NonFinite {
+            tensor,
+            index,
+            value,
+            ..
+        } => (tensor, index, value),
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn persist_non_finite_parameters_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    let name = path.display();
+    // Column-major 3 x 2: value 4 is row 1, column 1, which is 3 in the file's row-major order.
+    let mut p = Flat::<f32, 0>::new(0.5);
+    p.0[0][4] = f32::NAN;
+    p.0[1][2] = f32::INFINITY;
+    write_unchecked(&p, &path);
+    let bytes = fs::read(&path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let w = decode::<f32>(st.tensor("dense0.weight").unwrap().data());
+    assert!(w[3].is_nan() && w.iter().filter(|v| v.is_nan()).count() == 1);
+
+    let mut q = Flat::<f32, 0>::new(9.0);
+    let e = load_parameters_into(&mut q, &path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{name}: tensor `dense0.weight` holds the non-finite value NaN at index 3 (row-major)"
+        )
+    );
+    assert_eq!(
+        q,
+        Flat::<f32, 0>::new(9.0),
+        "a refused file changed the parameters"
+    );
+    // Opting in loads every value as saved.
+    let allow = LoadOptions {
+        allow_non_finite: true,
+    };
+    load_parameters_into_with(&mut q, &path, allow).unwrap();
+    let bits = |p: &Flat<f32, 0>| p.to_flat().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&q), bits(&p));
+
+    // The weight finite, the bias's infinity is found; -inf in f64.
+    p.0[0][4] = 1.0;
+    write_unchecked(&p, &path);
+    let e = load_parameters_into(&mut q, &path).unwrap_err();
+    assert_eq!(non_finite(e), ("dense0.bias".into(), 2, f64::INFINITY));
+    let mut d = Flat::<f64, 0>::new(0.5);
+    d.0[0][1] = f64::NEG_INFINITY;
+    write_unchecked(&d, &path);
+    let mut e64 = Flat::<f64, 0>::new(2.0);
+    let e = load_parameters_into(&mut e64, &path).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("holds the non-finite value -inf at index 2 (row-major)"),
+        "{e}"
+    );
+    assert_eq!(e64, Flat::<f64, 0>::new(2.0));
+    // Networks too, through `load` and `load_into`.
+    let mut net = Tiny(Flat::new(0.25));
+    net.0 .0[1][0] = f32::NAN;
+    write_unchecked(&net, &path);
+    let (tensor, index, value) = non_finite(load::<Tiny, 2, 3>(&path).unwrap_err());
+    assert_eq!((tensor.as_str(), index), ("dense0.bias", 0));
+    assert!(value.is_nan());
+    let mut other = Tiny(Flat::new(3.0));
+    assert!(load_into(&mut other, &path).is_err());
+    assert_eq!(other, Tiny(Flat::new(3.0)));
+}
+
+#[test]
+fn persist_non_finite_checkpoints_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let p = Flat::<f32, 0>::new(0.3);
+    let mut ck = checkpoint();
+    ck.optimizer.buffers[1].1[1] = f32::INFINITY;
+    let (tensors, map) = checkpoint_contents(&p, &meta(), &ck);
+    write_tensors(&path, tensors, map).unwrap();
+
+    let mut q = Flat::<f32, 0>::new(9.0);
+    let e = load_checkpoint_into(&mut q, &path).unwrap_err();
+    assert_eq!(
+        non_finite(e),
+        ("optim.dense0.bias.exp_avg".into(), 1, f64::INFINITY)
+    );
+    assert_eq!(
+        q,
+        Flat::<f32, 0>::new(9.0),
+        "a refused checkpoint changed the parameters"
+    );
+    let allow = LoadOptions {
+        allow_non_finite: true,
+    };
+    let (_, c) = load_checkpoint_into_with(&mut q, &path, allow).unwrap();
+    assert_eq!((q.clone(), c), (p.clone(), ck.clone()));
+    // The parameters alone are finite, and load: the buffers are not read.
+    let mut r = Flat::<f32, 0>::new(9.0);
+    load_parameters_into(&mut r, &path).unwrap();
+    assert_eq!(r, p);
+
+    // A non-finite weight in a checkpoint.
+    let mut bad = p.clone();
+    bad.0[1][1] = f32::NEG_INFINITY;
+    let (tensors, map) = checkpoint_contents(&bad, &meta(), &checkpoint());
+    write_tensors(&path, tensors, map).unwrap();
+    let mut q = Flat::<f32, 0>::new(9.0);
+    let e = load_checkpoint_into(&mut q, &path).unwrap_err();
+    assert_eq!(non_finite(e), ("dense0.bias".into(), 1, f64::NEG_INFINITY));
+    assert_eq!(q, Flat::<f32, 0>::new(9.0));
+}
+
+/// Debug builds refuse to save what loading would refuse; nothing is written.
+#[cfg(debug_assertions)]
+#[test]
+fn persist_debug_builds_refuse_to_save_non_finite_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    let mut p = Flat::<f32, 0>::new(0.5);
+    p.0[0][4] = f32::NAN;
+    let e = save_parameters(&p, &meta(), &path).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: tensor `dense0.weight` holds the non-finite value NaN at index 3 (row-major)",
+            path.display()
+        )
+    );
+    assert!(!path.exists());
+    // A checkpoint: finite parameters, an infinite buffer; the old file stays.
+    let good = Flat::<f32, 0>::new(0.5);
+    save_checkpoint(&good, &meta(), &checkpoint(), &path).unwrap();
+    let old = fs::read(&path).unwrap();
+    let mut ck = checkpoint();
+    ck.optimizer.buffers[0].1[5] = f32::INFINITY;
+    let e = save_checkpoint(&good, &meta(), &ck, &path).unwrap_err();
+    assert_eq!(
+        non_finite(e),
+        ("optim.dense0.weight.exp_avg".into(), 5, f64::INFINITY)
+    );
+    let e = save_checkpoint(&p, &meta(), &checkpoint(), &path).unwrap_err();
+    assert_eq!(non_finite(e).0, "dense0.weight");
+    assert_eq!(fs::read(&path).unwrap(), old);
+    assert!(leftovers(dir.path()).is_empty());
+}
+
+/// Release builds save non-finite values, which then load only when allowed.
+#[cfg(not(debug_assertions))]
+#[test]
+fn persist_release_builds_save_non_finite_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.safetensors");
+    let mut p = Flat::<f32, 0>::new(0.5);
+    p.0[0][4] = f32::NAN;
+    save_parameters(&p, &meta(), &path).unwrap();
+    let mut q = Flat::<f32, 0>::new(9.0);
+    let e = load_parameters_into(&mut q, &path).unwrap_err();
+    assert_eq!(non_finite(e).0, "dense0.weight");
+    let allow = LoadOptions {
+        allow_non_finite: true,
+    };
+    load_parameters_into_with(&mut q, &path, allow).unwrap();
+    assert!(q.0[0][4].is_nan());
+    let mut ck = checkpoint();
+    ck.optimizer.buffers[0].1[5] = f32::INFINITY;
+    save_checkpoint(&p, &meta(), &ck, &path).unwrap();
+    let (_, c) = load_checkpoint_into_with(&mut q, &path, allow).unwrap();
+    assert_eq!(c, ck);
+}
