@@ -455,3 +455,310 @@ fn headers_claiming_billions_are_refused_before_allocating() {
     assert!(e.contains(&p.display().to_string()), "{e}");
     assert!(largest < LIMIT, "allocated {largest} bytes: {e}");
 }
+
+// -------------------------------------------------------------------------------------------
+// Safetensors files are read header first (`persist`): a header length or tensor extents the
+// file cannot hold are refused after reading a few bytes, and tensor data is read only once
+// every tensor matches the network. Sparse files (`File::set_len`) make the claims cheap to
+// write and would be expensive to read whole.
+// -------------------------------------------------------------------------------------------
+
+/// `Small`'s tensors as a file holds them: name and shape.
+fn small_layout() -> Vec<(String, Vec<u64>)> {
+    let shape = |t: &nn::runtime::network::TensorInfo| {
+        if t.is_bias {
+            vec![t.rows as u64]
+        } else {
+            vec![t.rows as u64, t.cols as u64]
+        }
+    };
+    Small::TENSORS
+        .iter()
+        .map(|t| (t.name.to_owned(), shape(t)))
+        .collect()
+}
+
+/// The start of a safetensors file of `F32` tensors (name, shape) in this order with
+/// `metadata` (if not null): the header length and the header; returns it and the length of
+/// the data section the header claims.
+fn safetensors_header(
+    tensors: &[(String, Vec<u64>)],
+    metadata: &serde_json::Value,
+) -> (Vec<u8>, u64) {
+    let mut map = serde_json::Map::new();
+    if !metadata.is_null() {
+        map.insert("__metadata__".into(), metadata.clone());
+    }
+    let mut end = 0u64;
+    for (name, shape) in tensors {
+        let bytes = 4 * shape.iter().product::<u64>();
+        let entry =
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [end, end + bytes]});
+        map.insert(name.clone(), entry);
+        end += bytes;
+    }
+    let mut json = serde_json::to_vec(&map).expect("in memory");
+    json.resize(json.len().div_ceil(8) * 8, b' ');
+    let start = [(json.len() as u64).to_le_bytes().as_slice(), &json].concat();
+    (start, end)
+}
+
+/// A file of `len` bytes beginning with `start`, the rest a hole that reads as zeros.
+fn sparse_file(path: &Path, start: &[u8], len: u64) {
+    let mut f = std::fs::File::create(path).expect("created");
+    f.write_all(start).expect("written");
+    f.set_len(len).expect("sized");
+}
+
+/// Runs `load` on `p`; it must be done within 2 s (it reads a few hundred bytes, not
+/// gigabytes), allocating less than 1 MiB at a time. Returns its result and what it took.
+fn cheaply<T>(p: &Path, load: impl FnOnce(&Path) -> T) -> T {
+    let started = std::time::Instant::now();
+    let (largest, r) = largest_allocation(|| load(p));
+    let seconds = started.elapsed().as_secs_f64();
+    let size = std::fs::metadata(p).expect("exists").len();
+    println!(
+        "{}: {size} bytes, done in {seconds:.4} s, largest allocation {largest} bytes",
+        p.display()
+    );
+    assert!(
+        largest < 1 << 20,
+        "{}: allocated {largest} bytes",
+        p.display()
+    );
+    assert!(seconds < 2.0, "{}: took {seconds} s", p.display());
+    r
+}
+
+/// `r`'s error message, which must name `p` and contain `needle`.
+fn refusal<T>(r: Result<T, persist::PersistError>, p: &Path, needle: &str) -> String {
+    let e = match r {
+        Ok(_) => panic!("{}: loaded", p.display()),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.starts_with(&p.display().to_string()), "{e}");
+    assert!(e.contains(needle), "`{e}` lacks `{needle}`");
+    println!("  {e}");
+    e
+}
+
+#[test]
+fn safetensors_claims_beyond_a_sparse_file_are_refused_reading_only_the_header() {
+    const SIZE: u64 = 6 << 30;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let load = |p: &Path| persist::load::<Small, 4, 2>(p);
+
+    // A header length past the end of the file.
+    let p = dir.path().join("claims-2^60.safetensors");
+    sparse_file(&p, &(1u64 << 60).to_le_bytes(), SIZE);
+    let needle = format!(
+        "header length is {} bytes, but only {} bytes follow it",
+        1u64 << 60,
+        SIZE - 8
+    );
+    refusal(cheaply(&p, load), &p, &needle);
+
+    // A header length the file could hold, over the cap.
+    let p = dir.path().join("claims-4gib.safetensors");
+    sparse_file(&p, &(4u64 << 30).to_le_bytes(), SIZE);
+    refusal(cheaply(&p, load), &p, "more than the limit of 100000000");
+
+    // Under the cap: the header is streamed, so its zeros are refused at the first byte
+    // (reading the claimed length first would allocate 99,999,992 bytes).
+    let p = dir.path().join("claims-99mb.safetensors");
+    sparse_file(&p, &99_999_992u64.to_le_bytes(), SIZE);
+    refusal(
+        cheaply(&p, load),
+        &p,
+        "not a valid safetensors file: header:",
+    );
+
+    // A valid header with the network's tensors and one more of 32 GiB in a 6 GiB file.
+    let mut tensors = small_layout();
+    tensors.push(("optim.huge".into(), vec![1 << 33]));
+    let (start, _) = safetensors_header(&tensors, &serde_json::Value::Null);
+    let p = dir.path().join("huge-tensor.safetensors");
+    sparse_file(&p, &start, SIZE);
+    let needle = format!(
+        "tensor `optim.huge`: data_offsets [{}, {}] end beyond the file's {} bytes of tensor data",
+        4 * 23,
+        4 * 23 + (4u64 << 33),
+        SIZE - start.len() as u64
+    );
+    refusal(cheaply(&p, load), &p, &needle);
+
+    // The network's own tensors, the file cut off after their header.
+    let (start, data) = safetensors_header(&small_layout(), &serde_json::Value::Null);
+    assert_eq!(data, 4 * 23, "Small has 23 parameters");
+    let p = dir.path().join("no-data.safetensors");
+    sparse_file(&p, &start, start.len() as u64 + data - 1);
+    refusal(
+        cheaply(&p, load),
+        &p,
+        "end beyond the file's 91 bytes of tensor data",
+    );
+}
+
+#[test]
+fn safetensors_tensors_the_network_does_not_read_cost_nothing() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // A checkpoint of Small whose one optimizer buffer fills a 6 GiB hole: consistent, so
+    // loading the parameters alone skips the buffer, and loading the checkpoint refuses it
+    // by its shape before reading it.
+    let huge = (6u64 << 30) / 4;
+    let mut tensors = small_layout();
+    tensors.push(("optim.dense0.weight.exp_avg".into(), vec![huge]));
+    let metadata = serde_json::json!({
+        "nn.epoch": "1", "nn.optim.name": "Adam", "nn.optim.step": "2", "nn.optim.lr": "0.01",
+        "nn.optim.buffers": "[\"dense0.weight.exp_avg\"]", "nn.extra": "{}",
+    });
+    let (start, data) = safetensors_header(&tensors, &metadata);
+    let p = dir.path().join("huge-buffer.safetensors");
+    sparse_file(&p, &start, start.len() as u64 + data);
+
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    cheaply(&p, |p| persist::load_into(&mut net, p)).expect("the parameters load");
+    assert!(
+        net.to_flat().iter().all(|&v| v == 0.0),
+        "the hole reads as zeros"
+    );
+
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    let before = net.to_flat();
+    let r = cheaply(&p, |p| persist::load_checkpoint_into(&mut net, p));
+    let needle = format!("tensor `optim.dense0.weight.exp_avg` has shape [{huge}], expected [12]");
+    refusal(r, &p, &needle);
+    assert_eq!(
+        net.to_flat(),
+        before,
+        "a refused checkpoint changed the network"
+    );
+}
+
+#[test]
+fn safetensors_mismatch_messages_stay_short_with_100000_unexpected_tensors() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut tensors = small_layout();
+    tensors.extend((0..100_000).map(|i| (format!("stray.{i:06}"), vec![1])));
+    let (start, data) = safetensors_header(&tensors, &serde_json::Value::Null);
+    let p = dir.path().join("strays.safetensors");
+    sparse_file(&p, &start, start.len() as u64 + data);
+
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    let before = net.to_flat();
+    let e = persist::load_into(&mut net, &p).expect_err("unexpected tensors");
+    assert_eq!(net.to_flat(), before, "a refused file changed the network");
+    let message = e.to_string();
+    let strays: Vec<String> = (0..5)
+        .map(|i| format!("unexpected tensor `stray.{i:06}`"))
+        .collect();
+    let expected = format!(
+        "{}: does not match the parameters: {}; … and 99995 more",
+        p.display(),
+        strays.join("; ")
+    );
+    assert_eq!(message, expected);
+    let debug = format!("{e:?}");
+    println!(
+        "{} tensors in a {}-byte header: a message of {} bytes, Debug {} bytes",
+        tensors.len(),
+        start.len(),
+        message.len(),
+        debug.len()
+    );
+    assert!(
+        debug.len() < 1000 && debug.contains("… and 99995 more"),
+        "{debug}"
+    );
+    match e {
+        persist::PersistError::Mismatch { problems, .. } => assert_eq!(problems.len(), 100_000),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Overwrites value `k` (row-major) of tensor `name` in safetensors `bytes` with `value`.
+fn set_f32(bytes: &mut [u8], name: &str, k: usize, value: f32) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).expect("a header");
+    let start = header[name]["data_offsets"][0].as_u64().expect("offsets") as usize;
+    let at = 8 + n + start + 4 * k;
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+#[test]
+fn safetensors_checkpoints_with_non_finite_values_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("ckpt.safetensors");
+    let data = four_samples();
+    let trainer = |epochs| {
+        Trainer::new(CrossEntropy, Adam::new(1e-2))
+            .epochs(epochs)
+            .batch_size(2)
+            .progress(Progress::Off)
+    };
+    let mut net = Small::new(&mut StdRng::seed_from_u64(1));
+    trainer(1)
+        .checkpoint(&path, CheckpointEvery::Epoch)
+        .fit(&mut net, &data, None)
+        .expect("training");
+    let valid = std::fs::read(&path).expect("read");
+    let allow = persist::LoadOptions {
+        allow_non_finite: true,
+    };
+    let cases = [
+        ("dense1.weight", 3, f32::NAN, "NaN at index 3"),
+        (
+            "optim.dense0.bias.exp_avg_sq",
+            1,
+            f32::NEG_INFINITY,
+            "-inf at index 1",
+        ),
+    ];
+    for (tensor, k, value, needle) in cases {
+        let mut bytes = valid.clone();
+        set_f32(&mut bytes, tensor, k, value);
+        let f = dir.path().join(format!("{tensor}.safetensors"));
+        std::fs::write(&f, &bytes).expect("written");
+        let expected = format!(
+            "{}: tensor `{tensor}` holds the non-finite value {needle} (row-major)",
+            f.display()
+        );
+        let mut into = Small::new(&mut StdRng::seed_from_u64(2));
+        let before = into.to_flat();
+        let e = persist::load_checkpoint_into(&mut into, &f).expect_err("non-finite");
+        assert_eq!(e.to_string(), expected);
+        assert_eq!(
+            into.to_flat(),
+            before,
+            "a refused checkpoint changed the network"
+        );
+        // Resuming from it is refused the same way, changing nothing.
+        let e = trainer(2)
+            .resume_from(&f)
+            .fit(&mut into, &data, None)
+            .expect_err("non-finite");
+        assert!(e.to_string().contains(&expected), "{e}");
+        assert_eq!(
+            into.to_flat(),
+            before,
+            "a refused resume changed the network"
+        );
+        // Opted in, the value is there.
+        let (_, ck) = persist::load_checkpoint_into_with(&mut into, &f, allow).expect("allowed");
+        let loaded = match tensor.strip_prefix("optim.") {
+            Some(buffer) => {
+                let (_, v) = ck
+                    .optimizer
+                    .buffers
+                    .iter()
+                    .find(|(n, _)| n == buffer)
+                    .expect("buffer");
+                v[k]
+            }
+            // Row-major index 3 of the 2 x 3 weight is row 1, column 0: column-major 0 * 2 + 1,
+            // after dense0's 12 + 3 values.
+            None => into.to_flat()[15 + 1],
+        };
+        assert_eq!(loaded.to_bits(), value.to_bits(), "{tensor}");
+    }
+}

@@ -1,0 +1,412 @@
+//! Saving and loading parameters and training checkpoints as safetensors files.
+//!
+//! # Layout
+//! Tensors are named as in [`TensorInfo::name`](crate::network::TensorInfo::name)
+//! (`dense0.weight`, `dense0.bias`, ...) and stored in PyTorch's `nn.Linear` convention, so
+//! the file loads into PyTorch directly: a weight (`OUT x IN`) has shape `[OUT, IN]` in
+//! **row-major** order, which is the transpose of how we store it (column-major), so saving
+//! transposes and loading transposes back; a bias has shape `[OUT]`. Values are
+//! little-endian `F32` or `F64` after the scalar type, which must match on load (no silent
+//! conversion).
+//!
+//! The header's `__metadata__` holds `format = pt`, `nn.network` (the type name),
+//! `nn.dsl` (its layer list), `nn.scalar` (`f32`/`f64`) and `nn.version` (this crate's version).
+//!
+//! # Checkpoints
+//! A [`Checkpoint`] adds the optimizer's buffers as tensors `optim.<buffer name>` (flat, 1-D,
+//! in the optimizer's own column-major order) and `nn.epoch`, `nn.optim.name`,
+//! `nn.optim.step`, `nn.optim.lr`, `nn.optim.buffers` (the buffer names in order, JSON) and
+//! `nn.extra` (JSON) to the metadata, so training resumes exactly. Every buffer belongs to a
+//! parameter tensor (it is named `<tensor name>.<buffer>`) and has that tensor's length, as
+//! `Optimizer::load_state_for` requires; saving and loading check it.
+//!
+//! # Safety of files
+//! Saves are atomic: the bytes go to a temporary file in the target's directory, which is
+//! fsynced and renamed over the target (and the directory fsynced on unix), so the target is
+//! always either the old file or the new one. A save killed before its rename leaves its
+//! temporary file (`<name>.tmp.<pid>.<n>`); the next successful save of that target removes
+//! it.
+//!
+//! Loads read the header first: its length must fit in the file (by the file's size) and
+//! under 100 MB (the `safetensors` crate's limit); it is parsed as it is read, so a false
+//! length costs nothing; every tensor's offsets must tile the rest of the file, each as long
+//! as its shape and dtype say. Then every tensor's name, dtype and shape is checked against
+//! the parameters (and each optimizer buffer against its tensor), and only then are the
+//! tensors needed read, each from its own byte range: a hostile file costs a few reads of
+//! its header, whatever it claims. Nothing changes until everything has been read and
+//! checked, and every error is a [`PersistError`] naming the file.
+//!
+//! NaN and infinite values, in the parameters or the optimizer buffers, are refused on load
+//! ([`PersistError::NonFinite`], naming the tensor and the first such value) unless
+//! [`LoadOptions::allow_non_finite`]; saving them is refused in debug builds and allowed in
+//! release builds.
+
+mod atomic;
+mod codec;
+mod error;
+mod header;
+mod layout;
+
+pub(crate) use atomic::write_atomic;
+pub use error::{Mismatch, PersistError};
+
+use crate::network::{Network, Parameters};
+use crate::optim::OptimizerState;
+use crate::scalar::Float;
+use codec::{dtype_of, encode, param_tensors, Tensor};
+use header::SafetensorsFile;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+/// What a parameter file says about the network it came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// The network's type name (`nn.network`).
+    pub network: String,
+    /// The network's DSL layer list (`nn.dsl`).
+    pub dsl: String,
+    /// The scalar type, `f32` or `f64` (`nn.scalar`).
+    pub scalar: String,
+    /// The version of `nn-runtime` that wrote the file (`nn.version`).
+    pub version: String,
+}
+
+impl Metadata {
+    /// Metadata for a network described by name, DSL and scalar type, with this crate's version.
+    pub fn new(network: &str, dsl: &str, scalar: &str) -> Self {
+        let version = env!("CARGO_PKG_VERSION").to_owned();
+        Self {
+            network: network.to_owned(),
+            dsl: dsl.to_owned(),
+            scalar: scalar.to_owned(),
+            version,
+        }
+    }
+
+    /// The metadata of network type `N`.
+    pub fn of<N: Network<IN, OUT>, const IN: usize, const OUT: usize>() -> Self {
+        Self::new(N::NAME, N::DSL, <N::Scalar as Float>::NAME)
+    }
+
+    fn to_map(&self) -> HashMap<String, String> {
+        let pairs = [
+            ("format", "pt"),
+            ("nn.network", &self.network),
+            ("nn.dsl", &self.dsl),
+            ("nn.scalar", &self.scalar),
+            ("nn.version", &self.version),
+        ];
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    fn from_map(map: &HashMap<String, String>) -> Self {
+        let get = |k: &str| map.get(k).cloned().unwrap_or_default();
+        Self {
+            network: get("nn.network"),
+            dsl: get("nn.dsl"),
+            scalar: get("nn.scalar"),
+            version: get("nn.version"),
+        }
+    }
+}
+
+/// A training checkpoint: what, besides the parameters, training needs to resume exactly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint<T> {
+    /// Epochs completed.
+    pub epoch: u64,
+    /// The optimizer's state (name, step, learning rate, buffers).
+    pub optimizer: OptimizerState<T>,
+    /// Anything else the trainer wants back (history, schedule state, ...).
+    pub extra: serde_json::Value,
+}
+
+/// How a file is loaded; the default is what [`load_parameters_into`] and
+/// [`load_checkpoint_into`] do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Accept NaN and infinite parameters and optimizer buffers, e.g. to inspect a run that
+    /// diverged. By default such a file is refused with [`PersistError::NonFinite`].
+    pub allow_non_finite: bool,
+}
+
+/// Saves `params` with `meta` to `path`, atomically.
+///
+/// In debug builds a NaN or infinite value is refused with [`PersistError::NonFinite`]
+/// (loading would refuse the file); release builds save it, and such a file loads only with
+/// [`LoadOptions::allow_non_finite`].
+pub fn save_parameters<T: Float, P: Parameters<T>>(
+    params: &P,
+    meta: &Metadata,
+    path: impl AsRef<Path>,
+) -> Result<(), PersistError> {
+    let path = path.as_ref();
+    refuse_non_finite_in_debug(path, params, &[])?;
+    write_tensors(path, param_tensors(params), meta.to_map())
+}
+
+/// Loads parameters saved by [`save_parameters`] (or a checkpoint, or PyTorch's
+/// `save_file(model.state_dict())` with the same names) into `params`. The header is read
+/// and every tensor's name, dtype and shape checked against [`Parameters::TENSORS`] before
+/// any tensor data is read; on any difference nothing is changed and the error lists them.
+/// `optim.*` tensors are ignored (and not read). A NaN or infinite value is refused with
+/// [`PersistError::NonFinite`]; [`load_parameters_into_with`] can accept it.
+pub fn load_parameters_into<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    path: impl AsRef<Path>,
+) -> Result<Metadata, PersistError> {
+    load_parameters_into_with(params, path, LoadOptions::default())
+}
+
+/// [`load_parameters_into`] with `options`.
+pub fn load_parameters_into_with<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    path: impl AsRef<Path>,
+    options: LoadOptions,
+) -> Result<Metadata, PersistError> {
+    let file = SafetensorsFile::open(path.as_ref())?;
+    let mut problems = Vec::new();
+    layout::parameter_problems::<T, P>(&file, |n| n.starts_with("optim."), &mut problems);
+    file.refuse(problems)?;
+    let decoded = layout::read_parameters::<T, P>(&file, options.allow_non_finite)?;
+    apply(params, &decoded);
+    Ok(Metadata::from_map(&file.metadata))
+}
+
+/// Saves a network's parameters with its metadata, atomically.
+pub fn save<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
+    net: &N,
+    path: impl AsRef<Path>,
+) -> Result<(), PersistError> {
+    save_parameters(net, &Metadata::of::<N, IN, OUT>(), path)
+}
+
+/// Loads a file's parameters into an existing network (all or nothing); returns the file's
+/// metadata, which may name another network: only the tensors must match. Checked as by
+/// [`load_parameters_into`] ([`load_parameters_into_with`] accepts non-finite values).
+pub fn load_into<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
+    net: &mut N,
+    path: impl AsRef<Path>,
+) -> Result<Metadata, PersistError> {
+    load_parameters_into(net, path)
+}
+
+/// A network of type `N` with the parameters of a file, checked as by
+/// [`load_parameters_into`].
+pub fn load<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
+    path: impl AsRef<Path>,
+) -> Result<N, PersistError> {
+    let mut net = N::init(&mut StdRng::seed_from_u64(0));
+    load_parameters_into(&mut net, path)?;
+    Ok(net)
+}
+
+/// Saves parameters and a training checkpoint in one safetensors file, atomically. Every
+/// optimizer buffer must be named `<tensor name>.<buffer>` after one of `params`' tensors,
+/// have that tensor's length, and appear once. Non-finite values are handled as by
+/// [`save_parameters`], in the parameters and in the buffers.
+pub fn save_checkpoint<T: Float, P: Parameters<T>>(
+    params: &P,
+    meta: &Metadata,
+    checkpoint: &Checkpoint<T>,
+    path: impl AsRef<Path>,
+) -> Result<(), PersistError> {
+    let path = path.as_ref();
+    let opt = &checkpoint.optimizer;
+    let names: Vec<&str> = opt.buffers.iter().map(|(n, _)| n.as_str()).collect();
+    if let Some((i, n)) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        let message = format!("optimizer buffer `{n}` appears twice (at {i})");
+        return Err(PersistError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        });
+    }
+    for (name, values) in &opt.buffers {
+        let message = match layout::owner(P::TENSORS, name) {
+            None => format!("optimizer buffer `{name}` names no tensor of the parameters"),
+            Some(t) if t.len() != values.len() => format!(
+                "optimizer buffer `{name}` has {} values, tensor `{}` has {}",
+                values.len(),
+                t.name,
+                t.len()
+            ),
+            Some(_) => continue,
+        };
+        return Err(PersistError::Checkpoint {
+            path: path.to_path_buf(),
+            message,
+        });
+    }
+    refuse_non_finite_in_debug(path, params, &opt.buffers)?;
+    let (tensors, map) = checkpoint_contents(params, meta, checkpoint);
+    write_tensors(path, tensors, map)
+}
+
+/// In debug builds, [`PersistError::NonFinite`] for the first NaN or infinity in `params`
+/// (by tensor, in row-major order) or else in `buffers`; in release builds nothing.
+fn refuse_non_finite_in_debug<T: Float, P: Parameters<T>>(
+    path: &Path,
+    params: &P,
+    buffers: &[(String, Vec<T>)],
+) -> Result<(), PersistError> {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    let mut found = None;
+    params.for_each_tensor(&mut |t, v| {
+        if found.is_none() {
+            found = codec::first_non_finite_row_major(t, v).map(|(i, x)| (t.name.to_owned(), i, x));
+        }
+    });
+    let found = found.or_else(|| {
+        buffers.iter().find_map(|(name, v)| {
+            codec::first_non_finite(v).map(|(i, x)| (format!("optim.{name}"), i, x))
+        })
+    });
+    match found {
+        None => Ok(()),
+        Some((tensor, index, value)) => Err(PersistError::NonFinite {
+            path: path.to_path_buf(),
+            tensor,
+            index,
+            value,
+        }),
+    }
+}
+
+/// What [`save_checkpoint`] writes: the tensors and the metadata.
+fn checkpoint_contents<T: Float, P: Parameters<T>>(
+    params: &P,
+    meta: &Metadata,
+    checkpoint: &Checkpoint<T>,
+) -> (Vec<(String, Tensor)>, HashMap<String, String>) {
+    let opt = &checkpoint.optimizer;
+    let mut tensors = param_tensors(params);
+    for (name, values) in &opt.buffers {
+        let t = Tensor {
+            dtype: dtype_of::<T>(),
+            shape: vec![values.len()],
+            data: encode(values.iter().copied()),
+        };
+        tensors.push((format!("optim.{name}"), t));
+    }
+    let names: Vec<&str> = opt.buffers.iter().map(|(n, _)| n.as_str()).collect();
+    let mut map = meta.to_map();
+    map.insert("nn.epoch".into(), checkpoint.epoch.to_string());
+    map.insert("nn.optim.name".into(), opt.name.clone());
+    map.insert("nn.optim.step".into(), opt.step.to_string());
+    map.insert("nn.optim.lr".into(), opt.lr.to_string());
+    map.insert(
+        "nn.optim.buffers".into(),
+        serde_json::Value::from(names).to_string(),
+    );
+    map.insert("nn.extra".into(), checkpoint.extra.to_string());
+    (tensors, map)
+}
+
+/// Loads a checkpoint saved by [`save_checkpoint`]: the parameters into `params` and the
+/// rest returned. Everything (metadata entries, tensors, optimizer buffers against the
+/// tensors they belong to) is checked before any tensor data is read, and `params` is
+/// touched only once all of it has been read. A NaN or infinite parameter or buffer value
+/// is refused with [`PersistError::NonFinite`]; [`load_checkpoint_into_with`] can accept it.
+pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    path: impl AsRef<Path>,
+) -> Result<(Metadata, Checkpoint<T>), PersistError> {
+    load_checkpoint_into_with(params, path, LoadOptions::default())
+}
+
+/// [`load_checkpoint_into`] with `options`.
+pub fn load_checkpoint_into_with<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    path: impl AsRef<Path>,
+    options: LoadOptions,
+) -> Result<(Metadata, Checkpoint<T>), PersistError> {
+    let path = path.as_ref();
+    let file = SafetensorsFile::open(path)?;
+    let map = &file.metadata;
+    let bad = |message: String| PersistError::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    };
+    let get = |k: &str| {
+        map.get(k)
+            .ok_or_else(|| bad(format!("no `{k}` entry in the metadata")))
+    };
+    let num = |k: &str| {
+        get(k)?
+            .parse::<u64>()
+            .map_err(|e| bad(format!("`{k}`: {e}")))
+    };
+    let epoch = num("nn.epoch")?;
+    let name = get("nn.optim.name")?.clone();
+    let step = num("nn.optim.step")?;
+    let lr: f64 = get("nn.optim.lr")?
+        .parse()
+        .map_err(|e| bad(format!("`nn.optim.lr`: {e}")))?;
+    let names: Vec<String> = serde_json::from_str(get("nn.optim.buffers")?)
+        .map_err(|e| bad(format!("`nn.optim.buffers`: {e}")))?;
+    let extra =
+        serde_json::from_str(get("nn.extra")?).map_err(|e| bad(format!("`nn.extra`: {e}")))?;
+    let listed: HashSet<String> = names.iter().map(|n| format!("optim.{n}")).collect();
+    let mut problems = Vec::new();
+    layout::parameter_problems::<T, P>(&file, |n| listed.contains(n), &mut problems);
+    layout::buffer_problems::<T, P>(&file, &names, &mut problems);
+    file.refuse(problems)?;
+    let allow = options.allow_non_finite;
+    let decoded = layout::read_parameters::<T, P>(&file, allow)?;
+    let mut buffers = Vec::with_capacity(names.len());
+    for name in names {
+        let values = layout::read_values::<T>(&file, &format!("optim.{name}"), allow)?;
+        buffers.push((name, values));
+    }
+    apply(params, &decoded);
+    let optimizer = OptimizerState {
+        name,
+        step,
+        lr,
+        buffers,
+    };
+    Ok((
+        Metadata::from_map(map),
+        Checkpoint {
+            epoch,
+            optimizer,
+            extra,
+        },
+    ))
+}
+
+/// Overwrites the parameters from checked, decoded tensors (indexed like `TENSORS`).
+fn apply<T: Float, P: Parameters<T>>(params: &mut P, decoded: &[Vec<T>]) {
+    params.for_each_tensor_mut(&mut |t, v| {
+        if let Some(src) = decoded.get(t.index).filter(|s| s.len() == v.len()) {
+            v.copy_from_slice(src);
+        }
+    });
+}
+
+fn write_tensors(
+    path: &Path,
+    tensors: Vec<(String, Tensor)>,
+    meta: HashMap<String, String>,
+) -> Result<(), PersistError> {
+    let bytes = safetensors::serialize(tensors, &Some(meta)).map_err(|e| PersistError::Format {
+        path: path.to_path_buf(),
+        message: format!("cannot serialize: {e:?}"),
+    })?;
+    write_atomic(path, |f| f.write_all(&bytes))
+}
+
+#[cfg(test)]
+mod tests;
