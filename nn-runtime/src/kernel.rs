@@ -276,7 +276,7 @@ pub fn reference_gemm<T: Float>(
 /// Whether every value is finite (no NaN, no infinity), in one vectorized pass: `x * 0` is 0
 /// for a finite `x` and NaN otherwise, summed over 64 independent lanes (four AVX-512
 /// registers of `f32`, so the sums do not wait on one another), compiled for AVX-512 or AVX2
-/// where the processor has them ([`Isa::best`]).
+/// where the processor has them (chosen at run time).
 ///
 /// The trainer calls it on every gradient of a checked step, so it must stream at the cache's
 /// speed: W1's 101,770 values take about 5 µs on a Xeon of this project's machines (9 µs
