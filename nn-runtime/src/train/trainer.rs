@@ -369,6 +369,26 @@ impl<L, O> Trainer<'_, L, O> {
 
         // The epoch (and its rate) a callback stopped in the middle of.
         let mut stopped_in = None;
+        // Puts back the state after the step before the first of `epoch` (at rate `lr`) that
+        // left a weight or the optimizer's state non-finite, and gives the error naming it.
+        macro_rules! undo_bad_step {
+            ($epoch:expr, $lr:expr) => {
+                Replay {
+                    net: &mut *net,
+                    loss: &self.loss,
+                    optimizer: &mut self.optimizer,
+                    rules: &rules,
+                    buf: &mut buf,
+                    train,
+                    order: &order,
+                    snap: &snap,
+                    seed: self.seed,
+                    epoch: $epoch,
+                    lr: $lr,
+                }
+                .undo_first_bad_step()?
+            };
+        }
         // One tally for the whole run, reset per epoch: no epoch start allocates.
         let mut tally = Tally::new(kind, OUT);
         // With several threads, whether each step's kernels use them (see `ThreadGovernor`).
@@ -395,8 +415,15 @@ impl<L, O> Trainer<'_, L, O> {
                     idx,
                     &mut rng,
                     (epoch, b),
-                )?;
+                );
                 governed.finish();
+                let outcome = match outcome {
+                    Ok(outcome) => outcome,
+                    // A batch the loss or the data refuses: an earlier step of the epoch may
+                    // still have left a non-finite value, which must not stay.
+                    Err(e) if state_not_finite(&*net, &self.optimizer).is_none() => return Err(e),
+                    Err(_) => return Err(undo_bad_step!(epoch, lr)),
+                };
                 let value = match outcome {
                     StepOutcome::Stepped(value) => value,
                     StepOutcome::NonFinite(what) => {
@@ -410,20 +437,7 @@ impl<L, O> Trainer<'_, L, O> {
                                 what: what.what(),
                             });
                         }
-                        let mut replay = Replay {
-                            net: &mut *net,
-                            loss: &self.loss,
-                            optimizer: &mut self.optimizer,
-                            rules: &rules,
-                            buf: &mut buf,
-                            train,
-                            order: &order,
-                            snap: &snap,
-                            seed: self.seed,
-                            epoch,
-                            lr,
-                        };
-                        return Err(replay.undo_first_bad_step()?);
+                        return Err(undo_bad_step!(epoch, lr));
                     }
                 };
                 holds = None;
@@ -451,20 +465,7 @@ impl<L, O> Trainer<'_, L, O> {
             // (moments can overflow while the weights stay finite).
             if state_not_finite(&*net, &self.optimizer).is_some() {
                 progress.abandon();
-                let mut replay = Replay {
-                    net: &mut *net,
-                    loss: &self.loss,
-                    optimizer: &mut self.optimizer,
-                    rules: &rules,
-                    buf: &mut buf,
-                    train,
-                    order: &order,
-                    snap: &snap,
-                    seed: self.seed,
-                    epoch,
-                    lr,
-                };
-                return Err(replay.undo_first_bad_step()?);
+                return Err(undo_bad_step!(epoch, lr));
             }
             snap.update(&*net, &self.optimizer);
             holds = Some(epoch);
@@ -533,20 +534,7 @@ impl<L, O> Trainer<'_, L, O> {
         if let Some((epoch, lr)) = stopped_in {
             // Stopped in the middle of an epoch: its steps are checked as at an epoch's end.
             if state_not_finite(&*net, &self.optimizer).is_some() {
-                let mut replay = Replay {
-                    net: &mut *net,
-                    loss: &self.loss,
-                    optimizer: &mut self.optimizer,
-                    rules: &rules,
-                    buf: &mut buf,
-                    train,
-                    order: &order,
-                    snap: &snap,
-                    seed: self.seed,
-                    epoch,
-                    lr,
-                };
-                return Err(replay.undo_first_bad_step()?);
+                return Err(undo_bad_step!(epoch, lr));
             }
         }
         if let (Some(es), Some(b)) = (self.early_stopping, &best) {
