@@ -36,8 +36,12 @@ const MAX_LIFE_MS: u64 = 150;
 /// Set (only in the child) for a run whose learning rate turns infinite in f32 at
 /// [`DIVERGES_AT`].
 const CHILD_DIVERGES: &str = "NN_CRASH_SAFETY_DIVERGES";
-/// The epoch whose first step overflows the weights in a diverging run.
-const DIVERGES_AT: usize = 4;
+/// The epoch whose step overflows the weights in a diverging run. Its epochs are one step
+/// each (the whole data set in one batch), so the step that overflows is the last of its
+/// epoch: only a check before the checkpoint can keep it off the disk.
+const DIVERGES_AT: usize = 30;
+/// The batch size of a diverging run: the whole data set.
+const DIVERGING_BATCH: usize = 48;
 /// Kills of diverging runs.
 const DIVERGING_KILLS: usize = 12;
 
@@ -122,7 +126,9 @@ fn crash_child() {
         Control::Continue
     });
     if std::env::var_os(CHILD_DIVERGES).is_some() {
-        t = t.schedule(nn::runtime::schedule::Lambda(diverging));
+        t = t
+            .batch_size(DIVERGING_BATCH)
+            .schedule(nn::runtime::schedule::Lambda(diverging));
     }
     if path.exists() {
         t = t.resume_from(&path);
@@ -281,9 +287,9 @@ fn crash_safety_under_sigkill() {
     );
 }
 
-/// A run whose learning rate turns infinite in f32 at epoch [`DIVERGES_AT`] is killed at
-/// random moments before, during and after the epoch that diverges, each new child resuming
-/// from the newest checkpoint. Every checkpoint on disk loads, holds finite weights and
+/// A run whose learning rate turns infinite in f32 at epoch [`DIVERGES_AT`], in the last
+/// (only) step of that epoch, is killed at random moments before, during and after it, each
+/// new child resuming from the newest checkpoint. Every checkpoint on disk loads, holds finite weights and
 /// optimizer state, and is an epoch before the divergence; the last one is bit for bit the
 /// uninterrupted run's checkpoint of the epoch before it.
 #[test]
@@ -337,6 +343,7 @@ fn a_diverging_run_never_checkpoints_what_it_did_not_check() {
     let reference_path = reference_dir.path().join("ckpt.safetensors");
     let mut net = fresh();
     trainer(&reference_path, DIVERGES_AT - 1)
+        .batch_size(DIVERGING_BATCH)
         .schedule(nn::runtime::schedule::Lambda(diverging))
         .fit(&mut net, &data(), None)
         .expect("training up to the divergence");
