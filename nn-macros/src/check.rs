@@ -363,22 +363,7 @@ fn check_layer(
             })
         }
         LayerKindAst::Named(call) => {
-            let known = ACTIVATION_NAMES.contains(&call.name.to_string().as_str());
-            if !known {
-                let mut candidates = vec!["dense", "dropout"];
-                candidates.extend_from_slice(ACTIVATION_NAMES);
-                diag.error(
-                    call.name.span(),
-                    format!(
-                        "layer {}: unknown layer `{}`{}\nhelp: layers are `dense(IN -> OUT, ...)`, `dropout(p)` and the activations {}",
-                        i + 1,
-                        call.name,
-                        did_you_mean(&call.name.to_string(), &candidates),
-                        ACTIVATION_NAMES.join(", ")
-                    ),
-                );
-                return None;
-            }
+            // The parser has refused names that are no layer (`parse::unknown_layer`).
             let act = activation_of(call, &describe, diag)?;
             if act == Act::Softmax && !is_last {
                 softmax_error(&call.tokens, &describe, diag);
@@ -769,5 +754,21 @@ mod tests {
             assert!(net.is_none(), "{input}");
             assert!(errs.iter().any(|e| e.contains(want)), "{input}: {errs:?}");
         }
+    }
+
+    #[test]
+    fn an_unknown_layer_is_reported_as_unknown_whatever_its_arguments() {
+        let (_, errs) = check(quote!(N < dense(4 -> 8), conv(8 -> 3, relu), dense(3 -> 2) >));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("layer 2: unknown layer `conv`")
+                && errs[0].contains("help: layers are `dense(IN -> OUT, ...)`"),
+            "{}",
+            errs[0]
+        );
+        let (_, errs) = check(quote!(N < dense(4 -> 8), rleu, desne(8 -> 2) >));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("unknown layer `rleu`; did you mean `relu`?"));
+        assert!(errs[1].contains("unknown layer `desne`; did you mean `dense`?"));
     }
 }

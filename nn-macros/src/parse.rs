@@ -5,6 +5,8 @@
 
 use crate::ast::*;
 use crate::diag::Diagnostics;
+use crate::ir::ACTIVATION_NAMES;
+use crate::suggest::did_you_mean;
 use proc_macro2::{Delimiter, Group, Spacing, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::parse::{ParseStream, Parser};
@@ -210,6 +212,10 @@ fn layer(i: usize, seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
                 },
             }
         }
+        (other, _) if !ACTIVATION_NAMES.contains(&other) => {
+            unknown_layer(i, name, diag);
+            invalid(raw_text, tokens)
+        }
         (_, g) => match call(&ctx, name.clone(), g.as_ref(), diag) {
             Some(c) => LayerAst {
                 text: c.text(),
@@ -219,6 +225,23 @@ fn layer(i: usize, seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
             None => invalid(raw_text, tokens),
         },
     }
+}
+
+/// A layer name that is neither `dense`, `dropout` nor an activation: reported under the name,
+/// before its arguments are looked at (`conv(4 -> 3, relu)` is an unknown layer, not an
+/// activation with odd arguments), with the kinds there are and the closest of them.
+fn unknown_layer(i: usize, name: &Ident, diag: &mut Diagnostics) {
+    let mut candidates = vec!["dense", "dropout"];
+    candidates.extend_from_slice(ACTIVATION_NAMES);
+    diag.error(
+        name.span(),
+        format!(
+            "layer {}: unknown layer `{name}`{}\nhelp: layers are `dense(IN -> OUT, ...)`, `dropout(p)` and the activations {}",
+            i + 1,
+            did_you_mean(&name.to_string(), &candidates),
+            ACTIVATION_NAMES.join(", ")
+        ),
+    );
 }
 
 /// `name` or `name(n, ...)` with numeric arguments.

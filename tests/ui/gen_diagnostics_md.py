@@ -36,6 +36,7 @@ sections = [
  ]),
  ("Layer kinds and order", [
   ("unknown_layer_suggestion", "An unknown layer name, with a suggestion."),
+  ("unknown_layer_with_arguments", "An unknown layer is reported as unknown, under its name, whatever its arguments look like."),
   ("first_layer_not_dense", "The first layer must be `dense`."),
   ("dropout_last", "`dropout` as the output layer."),
   ("hidden_softmax", "`softmax` in a hidden `dense` layer."),
