@@ -422,7 +422,7 @@ fn regression_metrics_average_r2_over_outputs() {
     let r2 = nn::runtime::metrics::r2(out.as_slice(), &y, 2).expect("r2");
     let mae = nn::runtime::metrics::mae(out.as_slice(), &y).expect("mae");
     match history.last().and_then(|e| e.val_metrics) {
-        Some(Metrics::Regression { mae: m, r2: r }) => {
+        Some(Metrics::Regression { mae: m, r2: r, .. }) => {
             assert!((r - r2).abs() < 1e-9, "trainer r2 {r}, metrics::r2 {r2}");
             assert!(
                 (m - mae).abs() < 1e-9,
@@ -868,4 +868,276 @@ fn resuming_with_other_settings_is_refused_naming_both_values() {
         .fit(&mut other, &data, None)
         .expect("resumes");
     assert_ne!(other.to_flat(), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tabular data as users meet it: binary class labels on one sigmoid output, class labels with
+// a vector loss refused up front, predictions from slices and samples, metric accessors, and
+// `summary()` through the trait.
+// ---------------------------------------------------------------------------------------------
+
+mod tabular {
+    use super::*;
+    use nn::runtime::data::csv::{self, CsvOptions};
+    use nn::runtime::loss::{BinaryCrossEntropy, Huber};
+    use nn::runtime::metrics;
+    use nn::runtime::network::InputLengthError;
+    use nn::runtime::summary::Summary;
+
+    network! { Bin < dense(2 -> 4, tanh), dense(4 -> 1, sigmoid) > }
+
+    /// A CSV of two features and a 0/1 class, `x0 + 0.5 x1 > 0.2`, with a header.
+    fn binary_csv(n: usize) -> tempfile::NamedTempFile {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut text = String::from("x0,x1,label\n");
+        for _ in 0..n {
+            let (a, b): (f32, f32) = (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
+            text += &format!("{a},{b},{}\n", u8::from(a + 0.5 * b > 0.2));
+        }
+        let f = tempfile::NamedTempFile::new().expect("temporary file");
+        std::fs::write(f.path(), text).expect("written");
+        f
+    }
+
+    fn bce_trainer() -> Trainer<'static, BinaryCrossEntropy, Adam<f32>> {
+        Trainer::new(BinaryCrossEntropy, Adam::new(0.05))
+            .epochs(40)
+            .batch_size(16)
+            .seed(5)
+            .progress(Progress::Off)
+    }
+
+    #[test]
+    fn binary_class_labels_train_a_one_sigmoid_output_as_the_values_0_and_1() {
+        let f = binary_csv(200);
+        let classes = csv::load::<f32, 2>(f.path(), &CsvOptions::classes(2)).expect("classes");
+        let values = csv::load::<f32, 2>(f.path(), &CsvOptions::values(1)).expect("values");
+        let labels = classes.labels_as_classes().expect("class labels").to_vec();
+
+        let mut by_class = Bin::new(&mut StdRng::seed_from_u64(1));
+        let mut by_value = by_class.clone_params();
+        let h_class = bce_trainer()
+            .fit(&mut by_class, &classes, Some(&classes))
+            .expect("class labels on one sigmoid output train");
+        let h_value = bce_trainer()
+            .fit(&mut by_value, &values, Some(&values))
+            .expect("0/1 values train");
+        // Class c is the target value c: the same steps, bit for bit, and the same metrics.
+        assert_eq!(by_class.to_flat(), by_value.to_flat());
+        let curve = |h: &nn::runtime::train::History| -> Vec<_> {
+            h.epochs
+                .iter()
+                .map(|e| (e.train_loss, e.train_metrics, e.val_loss, e.val_metrics))
+                .collect()
+        };
+        assert_eq!(curve(&h_class), curve(&h_value));
+
+        // `evaluate` against values computed here from the predictions.
+        let (loss, m) = evaluate(&by_class, &BinaryCrossEntropy, &classes).expect("evaluate");
+        let p: Vec<f64> = (0..classes.len())
+            .map(|i| f64::from(by_class.predict(&classes.sample(i).expect("in range"))[0]))
+            .collect();
+        let hits = p
+            .iter()
+            .zip(&labels)
+            .filter(|(&p, &y)| usize::from(p > 0.5) == y)
+            .count();
+        let acc = hits as f64 / labels.len() as f64;
+        assert_eq!(m, Metrics::Classification { accuracy: acc });
+        assert!(acc > 0.95, "a linearly separable set: accuracy {acc}");
+        let bce = p
+            .iter()
+            .zip(&labels)
+            .map(|(&p, &y)| if y == 1 { -p.ln() } else { -(1.0 - p).ln() })
+            .sum::<f64>()
+            / p.len() as f64;
+        assert!((loss - bce).abs() < 1e-5, "loss {loss}, by hand {bce}");
+        assert_eq!(
+            h_class.last().and_then(|e| e.val_metrics),
+            Some(Metrics::Classification { accuracy: acc })
+        );
+        // The class predictions agree with the threshold and with `metrics`.
+        let predicted = by_class.predict_classes(classes.inputs());
+        let by_hand: Vec<usize> = p.iter().map(|&p| usize::from(p > 0.5)).collect();
+        assert_eq!(predicted, by_hand);
+        assert_eq!(
+            by_class.predict_class(&classes.sample(0).expect("in range")),
+            by_hand[0]
+        );
+        let out = by_class.forward(classes.inputs());
+        assert_eq!(metrics::accuracy(out.as_slice(), 1, &labels), Ok(acc));
+    }
+
+    /// A copy of a network through its flat parameters.
+    trait CloneParams: Sized {
+        fn clone_params(&self) -> Self;
+    }
+
+    impl CloneParams for Bin {
+        fn clone_params(&self) -> Self {
+            let mut copy = Bin::new(&mut StdRng::seed_from_u64(99));
+            assert!(copy.copy_from_flat(&self.to_flat()));
+            copy
+        }
+    }
+
+    #[test]
+    fn a_one_output_network_refuses_more_than_two_classes_saying_what_fits() {
+        let data = Dataset::<f32, 2>::from_slices(
+            &[0.0; 6],
+            Labels::Classes {
+                labels: vec![0, 1, 2],
+                classes: 3,
+            },
+        )
+        .expect("valid");
+        let mut net = Bin::new(&mut StdRng::seed_from_u64(0));
+        let err = bce_trainer().fit(&mut net, &data, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid training setup: training set: the data set has 3 classes, but the network \
+             has one output, which classifies two (labels 0 and 1); give the output layer 3 \
+             outputs (softmax) to tell 3 classes apart"
+        );
+        let err = evaluate(&net, &BinaryCrossEntropy, &data).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("evaluation set: the data set has 3 classes"));
+    }
+
+    #[test]
+    fn class_labels_with_a_vector_loss_are_refused_before_the_first_step() {
+        let data = clusters(48, 2);
+        let mut net = Net::new(&mut StdRng::seed_from_u64(4));
+        let before = net.to_flat();
+        let mut batches = 0;
+        let err = Trainer::new(Mse, Adam::new(0.01))
+            .epochs(2)
+            .progress(Progress::Off)
+            .on_batch(|_| {
+                batches += 1;
+                Control::Continue
+            })
+            .fit(&mut net, &data, None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid training setup: training set: the loss `mse` needs target vectors, but \
+             the data set has class labels (3 classes); one-hot encode them with \
+             `dataset.one_hot()?` (`Dataset::one_hot`, or \
+             `nn_runtime::data::one_hot(&labels, 3)` on the labels alone), or train with a \
+             loss that takes class labels, such as `CrossEntropy`"
+        );
+        assert_eq!(batches, 0, "no step ran");
+        assert_eq!(net.to_flat(), before, "no weight changed");
+        let err = Trainer::new(Huber::default(), Adam::new(0.01))
+            .progress(Progress::Off)
+            .fit(&mut net, &data, None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the loss `huber` needs target vectors"),
+            "{err}"
+        );
+        let err = evaluate(&net, &Mse, &data).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "invalid training setup: evaluation set: the loss `mse` needs target vectors"
+            ),
+            "{err}"
+        );
+        // The advice works: one-hot targets train with MSE, and cross-entropy takes classes.
+        let encoded = data.one_hot().expect("class labels");
+        Trainer::new(Mse, Adam::new(0.01))
+            .epochs(1)
+            .progress(Progress::Off)
+            .fit(&mut net, &encoded, None)
+            .expect("one-hot targets");
+        assert!(evaluate(&net, &CrossEntropy, &data).is_ok());
+    }
+
+    #[test]
+    fn predictions_from_slices_samples_and_batches_agree() {
+        let data = clusters(20, 6);
+        let net = Net::new(&mut StdRng::seed_from_u64(8));
+        let out = net.forward(data.inputs());
+        let mut classes = Vec::new();
+        for i in 0..data.len() {
+            let slice = data.input(i).expect("in range");
+            let x = data.sample(i).expect("in range");
+            assert_eq!(x.as_slice(), slice);
+            let y = net.predict(&x);
+            assert_eq!(net.predict_slice(slice), Ok(y));
+            // The arg-max, found here by comparing the three probabilities.
+            let best = (0..3)
+                .max_by(|&a, &b| y[a].partial_cmp(&y[b]).expect("finite"))
+                .expect("three outputs");
+            assert_eq!(net.predict_class(&x), best);
+            assert!((out.column(i) - y).abs().max() < 1e-5);
+            classes.push(best);
+        }
+        assert_eq!(net.predict_classes(data.inputs()), classes);
+        assert_eq!(
+            net.predict_slice(&[0.0; 5]),
+            Err(InputLengthError {
+                expected: 6,
+                actual: 5
+            })
+        );
+        let err = data.sample(20).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "sample index 20 is out of range for a data set of 20 samples"
+        );
+    }
+
+    #[test]
+    fn regression_metrics_have_accessors_and_mse_is_the_mse_loss() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let x: Vec<f64> = (0..80).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let y: Vec<f64> = x
+            .chunks(2)
+            .flat_map(|p| [p[0] - p[1], p[0] * p[1] + 0.3])
+            .collect();
+        let data = Dataset::<f64, 2>::from_slices(
+            &x,
+            Labels::Values {
+                values: y.clone(),
+                rows: 2,
+            },
+        )
+        .expect("valid");
+        let net = Reg2::new(&mut StdRng::seed_from_u64(2));
+        let (loss, m) = evaluate(&net, &Mse, &data).expect("evaluate");
+        let out = net.forward(data.inputs());
+        let mse = metrics::mse(out.as_slice(), &y).expect("mse");
+        // Mse's loss is the mean over every value, as metrics::mse.
+        assert!((loss - mse).abs() < 1e-12 * mse, "{loss} vs {mse}");
+        assert!((m.mse().expect("regression") - mse).abs() < 1e-12 * mse);
+        let mae = metrics::mae(out.as_slice(), &y).expect("mae");
+        let r2 = metrics::r2(out.as_slice(), &y, 2).expect("r2");
+        assert!((m.mae().expect("regression") - mae).abs() < 1e-12);
+        assert!((m.r2().expect("regression") - r2).abs() < 1e-9);
+        assert_eq!(m.accuracy(), None);
+        assert_eq!(Metrics::Classification { accuracy: 1.0 }.r2(), None);
+    }
+
+    fn summary_of<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(net: &N) -> Summary {
+        net.summary()
+    }
+
+    #[test]
+    fn summary_through_the_trait_equals_the_generated_one() {
+        let net = Net::new(&mut StdRng::seed_from_u64(0));
+        let generic = summary_of(&net);
+        assert_eq!(generic, net.summary());
+        assert_eq!(generic.to_string(), net.summary().to_string());
+        assert_eq!(
+            (generic.name, generic.scalar, generic.inputs, generic.params),
+            ("Net", "f32", 6, 6 * 16 + 16 + 16 * 3 + 3)
+        );
+        let reg = Reg2::new(&mut StdRng::seed_from_u64(0));
+        assert_eq!(summary_of(&reg), reg.summary());
+        assert_eq!(summary_of(&reg).scalar, "f64");
+    }
 }

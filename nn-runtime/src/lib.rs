@@ -31,8 +31,8 @@ pub use nalgebra;
 pub use rand;
 
 pub use network::{
-    Batch, BatchView, GradientOf, LayerInfo, LayerKind, Network, OutputActivation, OutputParts,
-    Parameters, Tape, TensorInfo,
+    Batch, BatchView, GradientOf, InputLengthError, LayerInfo, LayerKind, Network,
+    OutputActivation, OutputParts, Parameters, Tape, TensorInfo,
 };
 pub use scalar::Float;
 

@@ -130,7 +130,10 @@ fn values<'a, T>(
         }),
         Targets::Classes(_) => Err(LossError::Targets {
             loss,
-            what: "needs target vectors, got class indices".into(),
+            what: "needs target vectors, got class indices; one-hot encode them \
+                   (`Dataset::one_hot`, `nn_runtime::data::one_hot`) or use a loss that \
+                   takes class indices, such as `CrossEntropy`"
+                .into(),
         }),
     }
 }

@@ -71,13 +71,32 @@ pub fn argmax<T: Float>(values: &[T]) -> usize {
     best
 }
 
-/// The predicted class of each sample: the [`argmax`] of each `rows`-value column.
-pub fn predictions<T: Float>(output: &[T], rows: usize) -> Result<Vec<usize>, MetricsError> {
-    samples(output, rows)?;
-    Ok(output.chunks_exact(rows).map(argmax).collect())
+/// The class a network's output column predicts: its [`argmax`], or for a single output
+/// (a binary classifier, one sigmoid probability) 1 when the value is above 0.5, else 0 (NaN
+/// gives 0).
+///
+/// ```
+/// use nn_runtime::metrics::class_of;
+/// assert_eq!(class_of(&[0.1f32, 0.7, 0.2]), 1);
+/// assert_eq!(class_of(&[0.7f32]), 1);
+/// assert_eq!(class_of(&[0.5f32]), 0);
+/// ```
+pub fn class_of<T: Float>(column: &[T]) -> usize {
+    match column {
+        [p] => usize::from(Float::to_f64(*p) > 0.5),
+        _ => argmax(column),
+    }
 }
 
-/// Accuracy, `(1/n) * #{i : argmax(output_i) = labels_i}`.
+/// The predicted class of each sample: the [`class_of`] each `rows`-value column (arg-max, or
+/// the 0.5 threshold for one row).
+pub fn predictions<T: Float>(output: &[T], rows: usize) -> Result<Vec<usize>, MetricsError> {
+    samples(output, rows)?;
+    Ok(output.chunks_exact(rows).map(class_of).collect())
+}
+
+/// Accuracy, `(1/n) * #{i : class_of(output_i) = labels_i}`: arg-max, or for one output row
+/// the 0.5 threshold (see [`class_of`]).
 pub fn accuracy<T: Float>(
     output: &[T],
     rows: usize,
@@ -88,7 +107,7 @@ pub fn accuracy<T: Float>(
     let hits = output
         .chunks_exact(rows)
         .zip(labels)
-        .filter(|(col, &l)| argmax(col) == l)
+        .filter(|(col, &l)| class_of(col) == l)
         .count();
     Ok(hits as f64 / n as f64)
 }
@@ -148,14 +167,16 @@ impl ConfusionMatrix {
         Ok(m)
     }
 
-    /// From network outputs (`rows x n`, column-major, one class per row) and labels.
+    /// From network outputs (`rows x n`, column-major, one class per row, or one row of
+    /// probabilities for two classes, see [`class_of`]) and labels.
     pub fn from_outputs<T: Float>(
         output: &[T],
         rows: usize,
         labels: &[usize],
     ) -> Result<Self, MetricsError> {
         let predicted = predictions(output, rows)?;
-        Self::from_predictions(labels, &predicted, rows)
+        let classes = if rows == 1 { 2 } else { rows };
+        Self::from_predictions(labels, &predicted, classes)
     }
 
     /// Number of classes.
@@ -358,6 +379,18 @@ mod tests {
             Err(MetricsError::Length { .. })
         ));
         assert_eq!(accuracy::<f32>(&[], 2, &[]), Err(MetricsError::Empty));
+    }
+
+    #[test]
+    fn metrics_one_output_thresholds_at_one_half() {
+        // One sigmoid output per sample: class 1 exactly above 0.5 (0.5 itself and NaN are 0).
+        let out = [0.9f32, 0.5, 0.51, 0.1, f32::NAN];
+        assert_eq!(predictions(&out, 1).unwrap(), [1, 0, 1, 0, 0]);
+        // Labels 1 1 1 0 1: hits at samples 0, 2, 3.
+        close(accuracy(&out, 1, &[1, 1, 1, 0, 1]).unwrap(), 3.0 / 5.0);
+        let m = ConfusionMatrix::from_outputs(&out, 1, &[1, 1, 1, 0, 1]).unwrap();
+        assert_eq!(m.classes(), 2);
+        assert_eq!((m.count(1, 1), m.count(1, 0), m.count(0, 0)), (2, 2, 1));
     }
 
     #[test]

@@ -185,7 +185,89 @@ pub trait Network<const IN: usize, const OUT: usize>:
     fn init<R: Rng + ?Sized>(rng: &mut R) -> Self;
 
     /// Inference on one sample, without heap allocation.
+    ///
+    /// The sample is an `SVector<_, IN>`. From a slice (such as [`Dataset::input`]), use
+    /// [`Network::predict_slice`] (an error if the length is not `IN`), build the vector with
+    /// `SVector::from_column_slice(x)` (panics if the length is not `IN`), or take it from a
+    /// data set with [`Dataset::sample`].
+    ///
+    /// [`Dataset::input`]: crate::data::Dataset::input
+    /// [`Dataset::sample`]: crate::data::Dataset::sample
     fn predict(&self, x: &SVector<Self::Scalar, IN>) -> SVector<Self::Scalar, OUT>;
+
+    /// [`Network::predict`] on a slice of `IN` values, such as
+    /// [`Dataset::input`](crate::data::Dataset::input) returns; an error naming both lengths
+    /// if the slice has another length.
+    ///
+    /// ```
+    /// use nn_macros::network;
+    /// use nn_runtime::prelude::*;
+    ///
+    /// network! { Tiny < dense(3 -> 2, softmax) > }
+    ///
+    /// let net = Tiny::new(&mut StdRng::seed_from_u64(1));
+    /// let x = [0.5f32, -1.0, 2.0];
+    /// assert_eq!(net.predict_slice(&x).unwrap(), net.predict(&SVector::from_column_slice(&x)));
+    /// let err = net.predict_slice(&x[..2]).unwrap_err();
+    /// assert_eq!(err.to_string(), "the network takes 3 inputs per sample, but the slice has 2 values");
+    /// ```
+    fn predict_slice(
+        &self,
+        x: &[Self::Scalar],
+    ) -> Result<SVector<Self::Scalar, OUT>, InputLengthError> {
+        if x.len() != IN {
+            return Err(InputLengthError {
+                expected: IN,
+                actual: x.len(),
+            });
+        }
+        Ok(self.predict(&SVector::from_column_slice(x)))
+    }
+
+    /// The predicted class of one sample, by [`metrics::class_of`](crate::metrics::class_of):
+    /// the arg-max of the outputs, or for a network with one output, 1 when the output is
+    /// above 0.5 (a sigmoid's probability) and else 0.
+    ///
+    /// ```
+    /// use nn_macros::network;
+    /// use nn_runtime::prelude::*;
+    ///
+    /// network! { Binary < dense(2 -> 1, sigmoid) > }
+    ///
+    /// let mut net = Binary::new(&mut StdRng::seed_from_u64(1));
+    /// // Output sigmoid(x0 - x1): above 0.5 exactly when x0 > x1.
+    /// assert!(net.copy_from_flat(&[1.0, -1.0, 0.0])); // weights, then bias
+    /// assert_eq!(net.predict_class(&SVector::from([2.0f32, 1.0])), 1);
+    /// assert_eq!(net.predict_class(&SVector::from([1.0f32, 2.0])), 0);
+    /// ```
+    fn predict_class(&self, x: &SVector<Self::Scalar, IN>) -> usize {
+        crate::metrics::class_of(self.predict(x).as_slice())
+    }
+
+    /// The predicted class of every sample (column) of a batch, as
+    /// [`Network::predict_class`] gives it for each.
+    fn predict_classes(&self, x: &Batch<Self::Scalar, IN>) -> Vec<usize> {
+        self.forward(x)
+            .as_slice()
+            .chunks_exact(OUT.max(1))
+            .map(crate::metrics::class_of)
+            .collect()
+    }
+
+    /// A Keras-style table of the layers, output shapes and parameter counts, from
+    /// [`Network::NAME`], [`Network::LAYERS`], [`Network::PARAMS`], [`Network::FLOPS`], `IN`
+    /// and the scalar's name: the same value as the generated inherent `summary()`, for
+    /// generic code.
+    fn summary(&self) -> crate::summary::Summary {
+        crate::summary::Summary {
+            name: Self::NAME,
+            scalar: <Self::Scalar as Float>::NAME,
+            inputs: IN,
+            layers: Self::LAYERS,
+            params: Self::PARAMS,
+            flops: Self::FLOPS,
+        }
+    }
 
     /// Inference on a batch (dropout is the identity).
     fn forward(&self, x: &Batch<Self::Scalar, IN>) -> Batch<Self::Scalar, OUT>;
@@ -253,6 +335,17 @@ pub trait Network<const IN: usize, const OUT: usize>:
         grads: &Self::Gradients,
         f: &mut ParamGradVisitor<'_, Self::Scalar>,
     );
+}
+
+/// A slice given to [`Network::predict_slice`] does not hold one sample: its length is not the
+/// network's input width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the network takes {expected} inputs per sample, but the slice has {actual} values")]
+pub struct InputLengthError {
+    /// The network's input width `IN`.
+    pub expected: usize,
+    /// The slice's length.
+    pub actual: usize,
 }
 
 /// Sizes a tape buffer for `len` values, growing only when a larger batch arrives.

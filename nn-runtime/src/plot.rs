@@ -165,6 +165,7 @@ mod tests {
                 train_loss: if e == 2 { f64::NAN } else { 2.0 / e as f64 },
                 train_metrics: Metrics::Regression {
                     mae: 1.0 / e as f64,
+                    mse: 1.0 / e as f64,
                     r2: 1.0 - 1.0 / e as f64,
                 },
                 val_loss: None,

@@ -51,7 +51,16 @@ pub enum Target {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CsvOptions {
     /// Whether the first line is a header (skipped, and used for [`TargetColumn::Name`]).
+    ///
+    /// A file without a header read with `has_header: true` would lose its first sample, so
+    /// a header line whose every field is a number is refused, with an error naming the file
+    /// and saying to set `has_header: false` ([`CsvOptions::no_header`]); a header whose names
+    /// really are numbers is accepted with [`numeric_header`](Self::numeric_header).
     pub has_header: bool,
+    /// Whether a header whose every field is a number (say `0,1,2,3`, as pandas writes for
+    /// unnamed columns) is taken as a header; by default it is refused as a likely first
+    /// sample (see [`has_header`](Self::has_header)).
+    pub numeric_header: bool,
     /// Field delimiter, e.g. `b','` or `b';'`.
     pub delimiter: u8,
     /// Where the target is.
@@ -71,6 +80,7 @@ impl CsvOptions {
     pub fn classes(classes: usize) -> Self {
         Self {
             has_header: true,
+            numeric_header: false,
             delimiter: b',',
             target_column: TargetColumn::Last,
             target: Target::Classes { classes },
@@ -83,6 +93,30 @@ impl CsvOptions {
         Self {
             target: Target::Values { rows },
             ..Self::classes(0)
+        }
+    }
+
+    /// For a file without a header: sets [`has_header`](Self::has_header) to false, so the
+    /// first line is a sample.
+    ///
+    /// ```
+    /// use nn_runtime::data::csv::CsvOptions;
+    /// let opts = CsvOptions::classes(2).no_header();
+    /// assert!(!opts.has_header);
+    /// ```
+    pub fn no_header(self) -> Self {
+        Self {
+            has_header: false,
+            ..self
+        }
+    }
+
+    /// Accepts a header whose every field is a number (see
+    /// [`numeric_header`](Self::numeric_header)).
+    pub fn numeric_header(self) -> Self {
+        Self {
+            numeric_header: true,
+            ..self
         }
     }
 
@@ -127,6 +161,14 @@ fn read<T: Float, const IN: usize>(
     let mut record = ::csv::StringRecord::new();
     let headers: Vec<String> = if options.has_header && next_record(&mut reader, &mut record, path)?
     {
+        if !options.numeric_header && looks_like_data(&record) {
+            return Err(DataError::Csv {
+                path: path.to_path_buf(),
+                line: record.position().map_or(1, |p| p.line()),
+                column: None,
+                message: numeric_header_message(&record, options),
+            });
+        }
         record.iter().map(str::to_owned).collect()
     } else {
         Vec::new()
@@ -202,9 +244,15 @@ fn read<T: Float, const IN: usize>(
                 classes.push(label);
                 continue;
             }
-            let v: f64 = field
-                .parse()
-                .map_err(|_| at(c, format!("{} is not a number", quote(field))))?;
+            let v: f64 = field.parse().map_err(|_| {
+                // Line 1 of a file read without a header may be the header.
+                let hint = if line == 1 && !options.has_header {
+                    "; if the first line is a header, set `has_header: true`"
+                } else {
+                    ""
+                };
+                at(c, format!("{} is not a number{hint}", quote(field)))
+            })?;
             // Checked after the conversion: `1e39` is a finite f64 but overflows f32.
             let t = T::of(v);
             if !t.to_f64().is_finite() {
@@ -345,6 +393,30 @@ fn excerpt(name: &str) -> String {
     }
 }
 
+/// Whether every field of a record parses as a number: a first sample rather than a header.
+fn looks_like_data(record: &::csv::StringRecord) -> bool {
+    !record.is_empty() && record.iter().all(|f| f.parse::<f64>().is_ok())
+}
+
+/// What to do when the header line looks like data: the line's first fields, and both ways out.
+fn numeric_header_message(record: &::csv::StringRecord, options: &CsvOptions) -> String {
+    let mut shown: Vec<String> = record.iter().take(3).map(quote).collect();
+    if record.len() > 3 {
+        shown.push("…".into());
+    }
+    let constructor = match options.target {
+        Target::Classes { classes } => format!("CsvOptions::classes({classes})"),
+        Target::Values { rows } => format!("CsvOptions::values({rows})"),
+    };
+    format!(
+        "every field of the header line is a number ({}): it looks like the first sample, \
+         which a header would lose; if the file has no header, set `has_header: false` \
+         (`{constructor}.no_header()`); if these numbers are the column names, accept them \
+         with `{constructor}.numeric_header()`",
+        shown.join(", ")
+    )
+}
+
 /// A class label: a non-negative integer, also written as an integral float (`3.0`).
 fn parse_class(field: &str) -> Option<usize> {
     field.parse::<usize>().ok().or_else(|| {
@@ -442,6 +514,73 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("/nonexistent/x.csv: "), "{e}");
+    }
+
+    #[test]
+    fn data_csv_a_numeric_header_line_is_refused_as_a_likely_sample() {
+        // No header, read with the default `has_header: true`: before, `1,2,0` vanished.
+        let f = file("1,2,0\n3,4.5,1\n");
+        let name = f.path().display().to_string();
+        let e = load::<f32, 2>(f.path(), &CsvOptions::classes(2))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{name}:1: every field of the header line is a number (`1`, `2`, `0`): it \
+                 looks like the first sample, which a header would lose; if the file has no \
+                 header, set `has_header: false` (`CsvOptions::classes(2).no_header()`); if \
+                 these numbers are the column names, accept them with \
+                 `CsvOptions::classes(2).numeric_header()`"
+            )
+        );
+        // The advice works: both lines are samples.
+        let d = load::<f32, 2>(f.path(), &CsvOptions::classes(2).no_header()).unwrap();
+        assert_eq!(d.inputs().as_slice(), &[1.0, 2.0, 3.0, 4.5]);
+        assert_eq!(d.labels_as_classes().unwrap(), &[0, 1]);
+        // Names that are numbers (pandas' `0,1,2` for unnamed columns), accepted on request.
+        let d = load::<f32, 2>(f.path(), &CsvOptions::classes(2).numeric_header()).unwrap();
+        assert_eq!(d.inputs().as_slice(), &[3.0, 4.5]);
+        // More than three fields are cut; values targets name their own constructor.
+        let f = file("1,2,3,4\n");
+        let e = load::<f32, 3>(f.path(), &CsvOptions::values(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(`1`, `2`, `3`, …)") && e.contains("`CsvOptions::values(1).no_header()`"),
+            "{e}"
+        );
+        // One name among numbers is a header, as is an empty first field (an index column).
+        for text in ["1,2,label\n1,2,0\n", ",x,t\n1,2,0\n"] {
+            assert_eq!(
+                load::<f32, 2>(file(text).path(), &CsvOptions::classes(2))
+                    .unwrap()
+                    .len(),
+                1,
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn data_csv_a_header_read_as_data_says_to_set_has_header() {
+        let f = file("x,y,label\n1,2,0\n");
+        let e = load::<f32, 2>(f.path(), &CsvOptions::classes(2).no_header())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with(
+                ":1, column 1: `x` is not a number; if the first line is a header, set \
+                 `has_header: true`"
+            ),
+            "{e}"
+        );
+        // Past line 1 a bad field is only a bad field.
+        let f = file("1,2,0\nx,2,0\n");
+        let e = load::<f32, 2>(f.path(), &CsvOptions::classes(2).no_header())
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with(":2, column 1: `x` is not a number"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use super::DataError;
 use crate::loss::Targets;
 use crate::network::Batch;
 use crate::scalar::Float;
-use nalgebra::{Const, Dyn};
+use nalgebra::{Const, Dyn, SVector};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -146,6 +146,63 @@ impl<T: Float, const IN: usize> Dataset<T, IN> {
     /// Sample `i`'s features (`None` if out of range).
     pub fn input(&self, i: usize) -> Option<&[T]> {
         self.inputs.as_slice().get(i * IN..(i + 1) * IN)
+    }
+
+    /// Sample `i`'s features as the vector [`Network::predict`](crate::Network::predict)
+    /// takes; an error naming the index and the length if `i` is out of range.
+    ///
+    /// ```
+    /// use nn_runtime::data::{Dataset, Labels};
+    /// use nn_runtime::nalgebra::SVector;
+    ///
+    /// let labels = Labels::Classes { labels: vec![0, 1], classes: 2 };
+    /// let data = Dataset::<f32, 2>::from_slices(&[1.0, 2.0, 3.0, 4.0], labels).unwrap();
+    /// assert_eq!(data.sample(1).unwrap(), SVector::from([3.0, 4.0]));
+    /// assert_eq!(
+    ///     data.sample(2).unwrap_err().to_string(),
+    ///     "sample index 2 is out of range for a data set of 2 samples"
+    /// );
+    /// ```
+    pub fn sample(&self, i: usize) -> Result<SVector<T, IN>, DataError> {
+        self.input(i)
+            .map(SVector::from_column_slice)
+            .ok_or(DataError::Index {
+                index: i,
+                len: self.len(),
+            })
+    }
+
+    /// The same samples with class labels one-hot encoded
+    /// ([`one_hot`](super::one_hot)): each label `c` of `k` classes becomes a target vector
+    /// of `k` values, 1 in row `c`, for losses that need target vectors (`Mse`, `Huber`, ...);
+    /// an error for a data set of target vectors.
+    ///
+    /// ```
+    /// use nn_runtime::data::{Dataset, Labels};
+    ///
+    /// let labels = Labels::Classes { labels: vec![2, 0], classes: 3 };
+    /// let data = Dataset::<f32, 1>::from_slices(&[0.5, 1.5], labels).unwrap();
+    /// let encoded = data.one_hot().unwrap();
+    /// assert_eq!(
+    ///     encoded.labels(),
+    ///     &Labels::Values { values: vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0], rows: 3 }
+    /// );
+    /// assert_eq!(encoded.inputs(), data.inputs());
+    /// ```
+    pub fn one_hot(&self) -> Result<Self, DataError> {
+        match &self.labels {
+            Labels::Classes { labels, classes } => Self::new(
+                self.inputs.clone(),
+                Labels::Values {
+                    values: super::one_hot(labels, *classes)?,
+                    rows: *classes,
+                },
+            ),
+            other => Err(DataError::LabelKind {
+                needed: "class labels",
+                found: other.kind(),
+            }),
+        }
     }
 
     /// The labels.

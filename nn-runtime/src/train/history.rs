@@ -10,7 +10,8 @@ pub struct EpochRecord {
     /// Mean training loss over the epoch's samples (data loss plus penalties), each batch's
     /// mean weighted by its size: `Σ_b n_b L_b / Σ_b n_b`, PyTorch's per-sample convention.
     pub train_loss: f64,
-    /// Training metrics over the epoch (accuracy for classification; MAE and R² for regression).
+    /// Training metrics over the epoch (accuracy for classification; MAE, MSE and R² for
+    /// regression).
     pub train_metrics: Metrics,
     /// Validation loss (data loss only), if a validation set was given.
     pub val_loss: Option<f64>,
@@ -28,10 +29,21 @@ pub struct EpochRecord {
     pub steps_alone: u64,
 }
 
-/// Metrics of one pass over a data set.
+/// Metrics of one pass over a data set; read them with the accessors, which give `None` for a
+/// metric the task does not have.
+///
+/// ```
+/// use nn_runtime::train::Metrics;
+///
+/// let m = Metrics::Regression { mae: 0.5, mse: 0.25, r2: 0.9 };
+/// assert_eq!((m.mae(), m.mse(), m.r2(), m.accuracy()), (Some(0.5), Some(0.25), Some(0.9), None));
+/// let c = Metrics::Classification { accuracy: 0.75 };
+/// assert_eq!((c.accuracy(), c.mae()), (Some(0.75), None));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Metrics {
-    /// Classification: fraction of samples whose arg-max output is the label.
+    /// Classification: fraction of samples whose predicted class is the label (the arg-max
+    /// output; for one output, whether it is above 0.5).
     Classification {
         /// Accuracy in [0, 1].
         accuracy: f64,
@@ -40,6 +52,8 @@ pub enum Metrics {
     Regression {
         /// Mean absolute error over all values.
         mae: f64,
+        /// Mean squared error over all values.
+        mse: f64,
         /// Coefficient of determination `1 - SS_res / SS_tot` over all values.
         r2: f64,
     },
@@ -53,13 +67,37 @@ impl Metrics {
             Metrics::Regression { .. } => None,
         }
     }
+
+    /// Mean absolute error, for regression.
+    pub fn mae(&self) -> Option<f64> {
+        match self {
+            Metrics::Regression { mae, .. } => Some(*mae),
+            Metrics::Classification { .. } => None,
+        }
+    }
+
+    /// Mean squared error, for regression.
+    pub fn mse(&self) -> Option<f64> {
+        match self {
+            Metrics::Regression { mse, .. } => Some(*mse),
+            Metrics::Classification { .. } => None,
+        }
+    }
+
+    /// Coefficient of determination R², for regression.
+    pub fn r2(&self) -> Option<f64> {
+        match self {
+            Metrics::Regression { r2, .. } => Some(*r2),
+            Metrics::Classification { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Metrics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Metrics::Classification { accuracy } => write!(f, "acc {accuracy:.4}"),
-            Metrics::Regression { mae, r2 } => write!(f, "mae {mae:.4}  r2 {r2:.4}"),
+            Metrics::Regression { mae, r2, .. } => write!(f, "mae {mae:.4}  r2 {r2:.4}"),
         }
     }
 }

@@ -18,6 +18,9 @@ pub(crate) struct Workspace<T> {
     pub(crate) inputs: Vec<T>,
     classes: Vec<usize>,
     values: Vec<T>,
+    /// The network's output width: with one output, class labels are gathered as the target
+    /// values 0 and 1 ([`reads_classes_as_values`]).
+    outputs: usize,
 }
 
 impl<T: Float> Workspace<T> {
@@ -26,6 +29,7 @@ impl<T: Float> Workspace<T> {
             inputs: vec![T::zero(); inputs * batch],
             classes: Vec::with_capacity(batch),
             values: vec![T::zero(); outputs * batch],
+            outputs,
         }
     }
 
@@ -38,6 +42,15 @@ impl<T: Float> Workspace<T> {
     ) -> Result<(), TrainError> {
         data.gather_inputs(idx, &mut self.inputs);
         match data.labels() {
+            Labels::Classes { .. } if reads_classes_as_values(self.outputs) => {
+                data.gather_classes(idx, &mut self.classes)?;
+                if self.values.len() < idx.len() {
+                    self.values.resize(idx.len(), T::zero());
+                }
+                for (v, &c) in self.values.iter_mut().zip(&self.classes) {
+                    *v = T::of(c as f64);
+                }
+            }
             Labels::Classes { .. } => data.gather_classes(idx, &mut self.classes)?,
             Labels::Values { rows, .. } => {
                 let need = rows * idx.len();
@@ -53,6 +66,9 @@ impl<T: Float> Workspace<T> {
     /// The targets of the `n` samples gathered last.
     pub(crate) fn targets<'b>(&'b self, data_labels: &Labels<T>, n: usize) -> Targets<'b, T> {
         match data_labels {
+            Labels::Classes { .. } if reads_classes_as_values(self.outputs) => {
+                Targets::Values(&self.values[..n])
+            }
             Labels::Classes { .. } => Targets::Classes(&self.classes[..n]),
             Labels::Values { rows, .. } => Targets::Values(&self.values[..rows * n]),
         }
@@ -62,6 +78,13 @@ impl<T: Float> Workspace<T> {
     pub(crate) fn view<const IN: usize>(&self, n: usize) -> BatchView<'_, T, IN> {
         BatchView::from_slice_generic(&self.inputs[..IN * n], Const::<IN>, Dyn(n))
     }
+}
+
+/// Whether class labels are given to the loss as target values: for a network of one output
+/// (a binary classifier), class `c` (0 or 1, checked by
+/// [`check_targets`](super::evaluate::check_targets)) is the target value `c`.
+pub(crate) fn reads_classes_as_values(outputs: usize) -> bool {
+    outputs == 1
 }
 
 /// What turned NaN or infinite in a step.
@@ -143,6 +166,7 @@ where
     R: Rng + ?Sized,
 {
     let n = idx.len();
+    super::evaluate::check_loss::<N, T, L, IN, OUT>(loss, data, "training")?;
     buf.ws.gather(data, idx)?;
     let x = buf.ws.view::<IN>(n);
     net.forward_train(x, buf.tape, rng);

@@ -18,6 +18,8 @@ pub(crate) struct Tally {
     binary_correct: usize,
     values: usize,
     abs_err: f64,
+    /// The network's output width: class labels on one output are counted as 0/1 targets.
+    outputs: usize,
     /// Per output row, for R² (regression only).
     rows: Vec<RowSums>,
 }
@@ -34,6 +36,7 @@ struct RowSums {
 
 impl Tally {
     pub(crate) fn new(kind: TaskKind, rows: usize) -> Self {
+        let kind = kind.on_outputs(rows);
         Self {
             weighted_loss: 0.0,
             samples: 0,
@@ -41,6 +44,7 @@ impl Tally {
             binary_correct: 0,
             values: 0,
             abs_err: 0.0,
+            outputs: rows,
             rows: if kind == TaskKind::Regression {
                 vec![RowSums::default(); rows]
             } else {
@@ -102,9 +106,10 @@ impl Tally {
         self.weighted_loss / self.samples.max(1) as f64
     }
 
-    /// Accuracy for class labels and for 0/1 targets of a sigmoid output; `None` otherwise.
+    /// Accuracy for class labels (on one output, by the 0.5 threshold) and for 0/1 targets of
+    /// a sigmoid output; `None` otherwise.
     pub(crate) fn accuracy(&self, kind: TaskKind) -> Option<f64> {
-        match kind {
+        match kind.on_outputs(self.outputs) {
             TaskKind::Classes => Some(self.correct as f64 / self.samples.max(1) as f64),
             TaskKind::Binary => Some(self.binary_correct as f64 / self.values.max(1) as f64),
             TaskKind::Regression => None,
@@ -112,8 +117,9 @@ impl Tally {
     }
 
     /// Accuracy for class labels, and for 0/1 targets of a sigmoid output (each value on the
-    /// right side of 0.5); for other targets the MAE over all values and R² averaged over the
-    /// outputs, as [`crate::metrics::mae`] and [`crate::metrics::r2`].
+    /// right side of 0.5); for other targets the MAE and MSE over all values and R² averaged
+    /// over the outputs, as [`crate::metrics::mae`], [`crate::metrics::mse`] and
+    /// [`crate::metrics::r2`].
     pub(crate) fn metrics(&self, kind: TaskKind) -> Metrics {
         if let Some(accuracy) = self.accuracy(kind) {
             return Metrics::Classification { accuracy };
@@ -128,8 +134,10 @@ impl Tally {
             })
             .sum::<f64>()
             / self.rows.len().max(1) as f64;
+        let values = self.values.max(1) as f64;
         Metrics::Regression {
-            mae: self.abs_err / self.values.max(1) as f64,
+            mae: self.abs_err / values,
+            mse: self.rows.iter().map(|r| r.sq_err).sum::<f64>() / values,
             r2,
         }
     }
@@ -147,6 +155,15 @@ pub(crate) enum TaskKind {
 }
 
 impl TaskKind {
+    /// The kind on a network of `outputs` outputs: class labels on one output are 0/1 targets
+    /// (accuracy by the 0.5 threshold), as the trainer gives them to the loss.
+    pub(crate) fn on_outputs(self, outputs: usize) -> Self {
+        match self {
+            TaskKind::Classes if super::step::reads_classes_as_values(outputs) => TaskKind::Binary,
+            other => other,
+        }
+    }
+
     pub(crate) fn of<T: Float, const IN: usize>(
         data: &Dataset<T, IN>,
         output: OutputActivation,
@@ -189,10 +206,16 @@ mod tests {
         }
         let r2 = crate::metrics::r2(&output, &target, rows).unwrap();
         let mae = crate::metrics::mae(&output, &target).unwrap();
+        let mse = crate::metrics::mse(&output, &target).unwrap();
         match tally.metrics(TaskKind::Regression) {
-            Metrics::Regression { mae: m, r2: r } => {
+            Metrics::Regression {
+                mae: m,
+                mse: s,
+                r2: r,
+            } => {
                 assert!((r - r2).abs() < 1e-12, "{r} vs {r2}");
                 assert!((m - mae).abs() < 1e-12, "{m} vs {mae}");
+                assert!((s - mse).abs() < 1e-12 * mse, "{s} vs {mse}");
             }
             other => panic!("{other:?}"),
         }
@@ -208,5 +231,19 @@ mod tests {
         tally.add(1.0, &output, 3, Targets::Classes(&[1, 0, 0]));
         assert_eq!(tally.accuracy(TaskKind::Classes), Some(2.0 / 3.0));
         assert_eq!(tally.loss(), 1.0);
+    }
+
+    #[test]
+    fn class_labels_on_one_output_count_by_the_half_threshold() {
+        // The trainer hands class labels on one output to the tally as the values 0 and 1.
+        let mut tally = Tally::new(TaskKind::Classes, 1);
+        let output = [0.9f64, 0.4, 0.6, 0.2];
+        tally.add(0.5, &output, 1, Targets::Values(&[1.0, 1.0, 0.0, 0.0]));
+        // Right: samples 0 and 3.
+        assert_eq!(tally.accuracy(TaskKind::Classes), Some(0.5));
+        assert_eq!(
+            tally.metrics(TaskKind::Classes),
+            Metrics::Classification { accuracy: 0.5 }
+        );
     }
 }
