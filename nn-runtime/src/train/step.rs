@@ -166,7 +166,6 @@ where
     R: Rng + ?Sized,
 {
     let n = idx.len();
-    super::evaluate::check_loss::<N, T, L, IN, OUT>(loss, data, "training")?;
     buf.ws.gather(data, idx)?;
     let x = buf.ws.view::<IN>(n);
     net.forward_train(x, buf.tape, rng);

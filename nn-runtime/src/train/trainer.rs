@@ -3,7 +3,7 @@
 
 use super::best::Best;
 use super::config::{BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping};
-use super::evaluate::{check_targets, evaluate_with};
+use super::evaluate::{check_loss, check_targets, evaluate_with};
 use super::history::{EpochRecord, History, StopReason};
 use super::progress::{EpochProgress, Progress};
 use super::resume::{resume, Resumed, RunSettings};
@@ -279,8 +279,10 @@ impl<L, O> Trainer<'_, L, O> {
             ));
         }
         check_targets::<T, IN, OUT>(train, "training")?;
+        check_loss::<N, T, L, IN, OUT>(&self.loss, train, "training")?;
         if let Some(v) = validation {
             check_targets::<T, IN, OUT>(v, "validation")?;
+            check_loss::<N, T, L, IN, OUT>(&self.loss, v, "validation")?;
         }
         let kind = TaskKind::of(train, N::OUTPUT_ACTIVATION);
         let batch_size = self.batch_size.min(train.len());
