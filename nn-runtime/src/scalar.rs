@@ -92,7 +92,8 @@ impl Float for f32 {
         rsc: isize,
         csc: isize,
     ) {
-        gemm_crate(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        // SAFETY: the caller upholds `gemm_raw`'s contract, which is `gemm_crate`'s.
+        unsafe { gemm_crate(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 
@@ -123,7 +124,8 @@ impl Float for f64 {
         rsc: isize,
         csc: isize,
     ) {
-        gemm_crate(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+        // SAFETY: the caller upholds `gemm_raw`'s contract, which is `gemm_crate`'s.
+        unsafe { gemm_crate(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc) }
     }
 }
 
@@ -147,25 +149,29 @@ unsafe fn gemm_crate<T: 'static + Copy + num_traits::Zero + PartialEq>(
     rsc: isize,
     csc: isize,
 ) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c,
-        csc,
-        rsc,
-        beta != T::zero(),
-        a,
-        csa,
-        rsa,
-        b,
-        csb,
-        rsb,
-        beta,
-        alpha,
-        false,
-        false,
-        false,
-        crate::kernel::parallelism(m, n, k),
-    )
+    // SAFETY: the caller upholds this function's contract, which is `gemm::gemm`'s (the
+    // pointers and strides describe valid matrices; `c` is not aliased).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            csc,
+            rsc,
+            beta != T::zero(),
+            a,
+            csa,
+            rsa,
+            b,
+            csb,
+            rsb,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            crate::kernel::parallelism(m, n, k),
+        )
+    }
 }

@@ -446,19 +446,23 @@ fn as_kernel<T: Float, U: Float>(k: MicroKernel<U>) -> MicroKernel<T> {
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn avx512<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace<T>, tr: bool) {
     use simd::{kernel_avx512 as k, Z32, Z64};
-    match (is_f32::<T>(), tr, p.m) {
-        (true, true, _) => driver::<T, 32, 10, true>(p, part, ws, as_kernel(k::<Z32, 2, 10>)),
-        (true, _, 0..=16) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z32, 1, 8>)),
-        (true, _, _)
-            if p.op_a == Op::T
-                || (p.n <= 128 && p.n.is_multiple_of(8) && !p.n.is_multiple_of(6)) =>
-        {
-            driver::<T, 32, 8, false>(p, part, ws, as_kernel(k::<Z32, 2, 8>))
+    // SAFETY: the caller upholds `driver`'s contract: the part is its own, and the processor
+    // has AVX-512F, AVX2 and FMA, which the kernels chosen here use.
+    unsafe {
+        match (is_f32::<T>(), tr, p.m) {
+            (true, true, _) => driver::<T, 32, 10, true>(p, part, ws, as_kernel(k::<Z32, 2, 10>)),
+            (true, _, 0..=16) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z32, 1, 8>)),
+            (true, _, _)
+                if p.op_a == Op::T
+                    || (p.n <= 128 && p.n.is_multiple_of(8) && !p.n.is_multiple_of(6)) =>
+            {
+                driver::<T, 32, 8, false>(p, part, ws, as_kernel(k::<Z32, 2, 8>))
+            }
+            (true, _, _) => driver::<T, 64, 6, false>(p, part, ws, as_kernel(k::<Z32, 4, 6>)),
+            (false, true, _) => driver::<T, 16, 10, true>(p, part, ws, as_kernel(k::<Z64, 2, 10>)),
+            (false, _, 0..=8) => driver::<T, 8, 8, false>(p, part, ws, as_kernel(k::<Z64, 1, 8>)),
+            (false, _, _) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z64, 2, 8>)),
         }
-        (true, _, _) => driver::<T, 64, 6, false>(p, part, ws, as_kernel(k::<Z32, 4, 6>)),
-        (false, true, _) => driver::<T, 16, 10, true>(p, part, ws, as_kernel(k::<Z64, 2, 10>)),
-        (false, _, 0..=8) => driver::<T, 8, 8, false>(p, part, ws, as_kernel(k::<Z64, 1, 8>)),
-        (false, _, _) => driver::<T, 16, 8, false>(p, part, ws, as_kernel(k::<Z64, 2, 8>)),
     }
 }
 
@@ -469,23 +473,31 @@ unsafe fn avx512<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace
 #[target_feature(enable = "avx2,fma")]
 unsafe fn avx2<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace<T>, tr: bool) {
     use simd::{kernel_avx2 as k, Y32, Y64};
-    match (is_f32::<T>(), tr, p.m) {
-        (true, true, _) => driver::<T, 16, 5, true>(p, part, ws, as_kernel(k::<Y32, 2, 5>)),
-        (true, _, 0..=8) => driver::<T, 8, 8, false>(p, part, ws, as_kernel(k::<Y32, 1, 8>)),
-        (true, _, _) => driver::<T, 16, 6, false>(p, part, ws, as_kernel(k::<Y32, 2, 6>)),
-        (false, true, _) => driver::<T, 8, 5, true>(p, part, ws, as_kernel(k::<Y64, 2, 5>)),
-        (false, _, 0..=4) => driver::<T, 4, 8, false>(p, part, ws, as_kernel(k::<Y64, 1, 8>)),
-        (false, _, _) => driver::<T, 8, 6, false>(p, part, ws, as_kernel(k::<Y64, 2, 6>)),
+    // SAFETY: the caller upholds `driver`'s contract: the part is its own, and the processor
+    // has AVX2 and FMA, which the kernels chosen here use.
+    unsafe {
+        match (is_f32::<T>(), tr, p.m) {
+            (true, true, _) => driver::<T, 16, 5, true>(p, part, ws, as_kernel(k::<Y32, 2, 5>)),
+            (true, _, 0..=8) => driver::<T, 8, 8, false>(p, part, ws, as_kernel(k::<Y32, 1, 8>)),
+            (true, _, _) => driver::<T, 16, 6, false>(p, part, ws, as_kernel(k::<Y32, 2, 6>)),
+            (false, true, _) => driver::<T, 8, 5, true>(p, part, ws, as_kernel(k::<Y64, 2, 5>)),
+            (false, _, 0..=4) => driver::<T, 4, 8, false>(p, part, ws, as_kernel(k::<Y64, 1, 8>)),
+            (false, _, _) => driver::<T, 8, 6, false>(p, part, ws, as_kernel(k::<Y64, 2, 6>)),
+        }
     }
 }
 
 /// Any processor: small tiles of plain loops.
 unsafe fn portable<T: Float>(p: &Product<'_, T>, part: Part<T>, ws: &mut Workspace<T>, tr: bool) {
-    match (is_f32::<T>(), tr) {
-        (true, true) => driver::<T, 8, 4, true>(p, part, ws, kernel_portable::<T, 8, 4>),
-        (true, false) => driver::<T, 8, 4, false>(p, part, ws, kernel_portable::<T, 8, 4>),
-        (false, true) => driver::<T, 4, 4, true>(p, part, ws, kernel_portable::<T, 4, 4>),
-        (false, false) => driver::<T, 4, 4, false>(p, part, ws, kernel_portable::<T, 4, 4>),
+    // SAFETY: the caller upholds `driver`'s contract: the part is its own (the portable
+    // kernels need no instruction set).
+    unsafe {
+        match (is_f32::<T>(), tr) {
+            (true, true) => driver::<T, 8, 4, true>(p, part, ws, kernel_portable::<T, 8, 4>),
+            (true, false) => driver::<T, 8, 4, false>(p, part, ws, kernel_portable::<T, 8, 4>),
+            (false, true) => driver::<T, 4, 4, true>(p, part, ws, kernel_portable::<T, 4, 4>),
+            (false, false) => driver::<T, 4, 4, false>(p, part, ws, kernel_portable::<T, 4, 4>),
+        }
     }
 }
 
