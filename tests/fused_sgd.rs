@@ -270,7 +270,7 @@ impl Optimizer<f32> for Counted {
     fn load_state(
         &mut self,
         state: &nn::runtime::optim::OptimizerState<f32>,
-    ) -> Result<(), String> {
+    ) -> Result<(), nn::runtime::optim::OptimError> {
         self.sgd.load_state(state)
     }
 }

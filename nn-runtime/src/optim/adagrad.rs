@@ -181,10 +181,8 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
         self.slots.all_finite()
     }
 
-    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
-        self.slots
-            .import(NAME, BUFFERS, &["sum"], state)
-            .map_err(|e| e.to_string())?;
+    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), OptimError> {
+        self.slots.import(NAME, BUFFERS, &["sum"], state)?;
         self.step = state.step;
         self.lr = state.lr;
         Ok(())

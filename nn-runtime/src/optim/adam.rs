@@ -267,11 +267,10 @@ impl<T: Float> Optimizer<T> for Adam<T> {
         self.slots.all_finite()
     }
 
-    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
+    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), OptimError> {
         let names = self.buffers();
         self.slots
-            .import(self.name, names, &["exp_avg_sq", "max_exp_avg_sq"], state)
-            .map_err(|e| e.to_string())?;
+            .import(self.name, names, &["exp_avg_sq", "max_exp_avg_sq"], state)?;
         self.step = state.step;
         self.lr = state.lr;
         Ok(())

@@ -187,10 +187,8 @@ impl<T: Float> Optimizer<T> for AdaMax<T> {
         self.slots.all_finite()
     }
 
-    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
-        self.slots
-            .import(NAME, BUFFERS, &["exp_inf"], state)
-            .map_err(|e| e.to_string())?;
+    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), OptimError> {
+        self.slots.import(NAME, BUFFERS, &["exp_inf"], state)?;
         self.step = state.step;
         self.lr = state.lr;
         Ok(())

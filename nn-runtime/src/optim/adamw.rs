@@ -134,7 +134,7 @@ impl<T: Float> Optimizer<T> for AdamW<T> {
         self.0.state_is_finite()
     }
 
-    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
+    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), OptimError> {
         self.0.load_state(state)
     }
 

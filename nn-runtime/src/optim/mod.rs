@@ -116,7 +116,7 @@ pub trait Optimizer<T: Float>: Send {
     }
     /// Restores a state saved by [`Optimizer::state`], refusing a buffer with a NaN or
     /// infinite value (or a negative accumulated square, such as Adam's `exp_avg_sq`).
-    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String>;
+    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), OptimError>;
 
     /// Checks every hyperparameter (including the learning rate in force) against PyTorch's
     /// constraints. The default accepts everything.
@@ -140,7 +140,7 @@ pub trait Optimizer<T: Float>: Send {
         &mut self,
         state: &OptimizerState<T>,
         tensors: &[TensorInfo],
-    ) -> Result<(), String> {
+    ) -> Result<(), OptimError> {
         for (name, values) in &state.buffers {
             let tensor = tensors.iter().find(|t| {
                 name.strip_prefix(t.name)
@@ -149,17 +149,17 @@ pub trait Optimizer<T: Float>: Send {
             });
             match tensor {
                 None => {
-                    return Err(format!(
-                        "optimizer state: buffer `{name}` names no tensor of the network"
-                    ))
+                    return Err(OptimError::State(format!(
+                        "buffer `{name}` names no tensor of the network"
+                    )))
                 }
                 Some(t) if t.len() != values.len() => {
-                    return Err(format!(
-                        "optimizer state: buffer `{name}` has {} values, tensor `{}` has {}",
+                    return Err(OptimError::State(format!(
+                        "buffer `{name}` has {} values, tensor `{}` has {}",
                         values.len(),
                         t.name,
                         t.len()
-                    ))
+                    )))
                 }
                 Some(_) => {}
             }
@@ -524,7 +524,11 @@ mod tests {
 
         let reject = |o: &mut Adam<f64>, state: &OptimizerState<f64>, needle: &str| {
             let before = o.state();
-            let e = o.load_state(state).err().unwrap_or_default();
+            let e = o
+                .load_state(state)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(needle), "`{e}` lacks `{needle}`");
             assert_eq!(o.state(), before, "a failed load changed the state");
         };
@@ -562,6 +566,7 @@ mod tests {
         let e = fresh
             .load_state_for(&short, &[T0, T1])
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("dense0.bias"), "{e}");
         assert!(fresh.load_state_for(&s, &[T0, T1]).is_ok());
@@ -625,7 +630,11 @@ mod tests {
         ] {
             let mut bad = good.clone();
             bad.buffers[buffer].1[at] = value;
-            let e = o.load_state(&bad).err().unwrap_or_default();
+            let e = o
+                .load_state(&bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains(needle), "`{e}` lacks `{needle}`");
             assert_eq!(o.state(), good, "a refused load changed the state");
         }

@@ -259,11 +259,9 @@ impl<T: Float> Optimizer<T> for RmsProp<T> {
         self.slots.all_finite()
     }
 
-    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
+    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), OptimError> {
         let names = self.buffers();
-        self.slots
-            .import(NAME, names, &["square_avg"], state)
-            .map_err(|e| e.to_string())?;
+        self.slots.import(NAME, names, &["square_avg"], state)?;
         self.step = state.step;
         self.lr = state.lr;
         Ok(())

@@ -215,11 +215,9 @@ impl<T: Float> Optimizer<T> for Sgd<T> {
         self.slots.all_finite()
     }
 
-    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), String> {
+    fn load_state(&mut self, state: &OptimizerState<T>) -> Result<(), OptimError> {
         let names = self.buffers();
-        self.slots
-            .import(NAME, names, &[], state)
-            .map_err(|e| e.to_string())?;
+        self.slots.import(NAME, names, &[], state)?;
         self.step = state.step;
         self.lr = state.lr;
         Ok(())
