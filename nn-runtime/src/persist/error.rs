@@ -60,6 +60,53 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// Why the preprocessing saved with a model (`preprocess.*` tensors, `nn.preprocess.*`
+/// entries) cannot be saved or loaded.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PreprocessingProblem {
+    /// The metadata names a kind of scaler this library does not know.
+    #[error("`nn.preprocess.{scaler}` names the unknown kind `{}` (known: standardize, min_max)", Name(.kind))]
+    UnknownKind {
+        /// `input` or `target`.
+        scaler: String,
+        /// The kind named.
+        kind: String,
+    },
+    /// A tensor the scaler needs is not in the file.
+    #[error("the {scaler} scaler needs tensor `{tensor}`, which is missing")]
+    Missing {
+        /// `input` or `target`.
+        scaler: String,
+        /// The tensor's name.
+        tensor: String,
+    },
+    /// A scaler's tensor is not 1-D `F64` of the network's width.
+    #[error("tensor `{}` is {dtype} of shape {}, expected F64 of shape [{expected}] (the network's {what})", Name(.tensor), Shape(.shape), what = if .scaler == "input" { "inputs" } else { "outputs" })]
+    Width {
+        /// `input` or `target`.
+        scaler: String,
+        /// The tensor's name.
+        tensor: String,
+        /// Its dtype in the file (or in memory, on save).
+        dtype: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The width expected: the network's inputs or outputs.
+        expected: usize,
+    },
+    /// A `preprocess.*` tensor belongs to no scaler the metadata names.
+    #[error("tensor `{}` belongs to no scaler named in `nn.preprocess.input` or `nn.preprocess.target`", Name(.0))]
+    Unexpected(String),
+    /// The scaler's values are invalid (a divisor that is zero or negative, say).
+    #[error("the {scaler} scaler: {message}")]
+    Invalid {
+        /// `input` or `target`.
+        scaler: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
 /// Problems a message lists; the rest are counted.
 const PROBLEMS_SHOWN: usize = 5;
 
@@ -152,6 +199,15 @@ pub enum PersistError {
         /// The DSL text of the network it was loaded into.
         expected: String,
     },
+    /// The preprocessing saved with the model does not fit the network or is malformed;
+    /// nothing was loaded.
+    #[error("{}: preprocessing: {problem}", .path.display())]
+    Preprocessing {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: Box<PreprocessingProblem>,
+    },
     /// A parameter or optimizer buffer holds NaN or an infinity: refused on load unless
     /// [`LoadOptions::allow_non_finite`](super::LoadOptions::allow_non_finite), and on save
     /// in debug builds.
@@ -206,6 +262,11 @@ impl fmt::Debug for PersistError {
                 .field("path", path)
                 .field("recorded", &Text(recorded).to_string())
                 .field("expected", &Text(expected).to_string())
+                .finish(),
+            Self::Preprocessing { path, problem } => f
+                .debug_struct("Preprocessing")
+                .field("path", path)
+                .field("problem", problem)
                 .finish(),
             Self::NonFinite {
                 path,

@@ -60,9 +60,11 @@ mod codec;
 mod error;
 mod header;
 mod layout;
+mod preprocessing;
 
 pub(crate) use atomic::write_atomic;
-pub use error::{Mismatch, PersistError};
+pub use error::{Mismatch, PersistError, PreprocessingProblem};
+pub use preprocessing::{load_with_preprocessing, save_with_preprocessing};
 
 use crate::network::{Network, Parameters};
 use crate::optim::OptimizerState;
