@@ -704,6 +704,7 @@ fn safetensors_checkpoints_with_non_finite_values_are_refused_unless_allowed() {
     let valid = std::fs::read(&path).expect("read");
     let allow = persist::LoadOptions {
         allow_non_finite: true,
+        ..persist::LoadOptions::default()
     };
     let cases = [
         ("dense1.weight", 3, f32::NAN, "NaN at index 3"),

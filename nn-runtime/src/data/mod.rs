@@ -13,7 +13,7 @@ pub mod preprocess;
 
 pub use batches::BatchOrder;
 pub use dataset::{Dataset, Labels};
-pub use preprocess::{one_hot, MinMaxScaler, Standardizer};
+pub use preprocess::{one_hot, MinMaxScaler, Preprocessing, Scaler, ScalerKind, Standardizer};
 
 use std::path::PathBuf;
 

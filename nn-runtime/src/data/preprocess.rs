@@ -5,6 +5,12 @@
 //! that does not fit in the scalar type is refused with an error naming the sample and
 //! feature, leaving the batch unchanged: no scaler turns finite inputs into inf or NaN.
 
+mod pipeline;
+mod scaler;
+
+pub use pipeline::Preprocessing;
+pub use scaler::{Scaler, ScalerKind};
+
 use super::{DataError, Dataset};
 use crate::network::Batch;
 use crate::scalar::Float;
@@ -43,47 +49,12 @@ impl<T: Float, const IN: usize> Standardizer<T, IN> {
                 "the standard deviation floor {floor} is not a number >= 0"
             )));
         }
-        let n = train.len();
-        if n == 0 {
+        if train.is_empty() {
             return Err(DataError::Invalid(
                 "cannot fit a standardizer on an empty data set".into(),
             ));
         }
-        let samples = || train.inputs().as_slice().chunks_exact(IN.max(1));
-        let mut largest = vec![0.0f64; IN];
-        for col in samples() {
-            for (m, v) in largest.iter_mut().zip(col) {
-                *m = m.max(Float::to_f64(*v).abs());
-            }
-        }
-        // `largest = f * 2^e` with `f` in [0.5, 1); 0 for an all-zero feature.
-        let exponent: Vec<i32> = largest.iter().map(|&m| libm::frexp(m).1).collect();
-        let scaled = |v: &T, e: &i32| libm::scalbn(Float::to_f64(*v), -e);
-        let mut mean = vec![0.0f64; IN];
-        for col in samples() {
-            for ((m, v), e) in mean.iter_mut().zip(col).zip(&exponent) {
-                *m += scaled(v, e);
-            }
-        }
-        mean.iter_mut().for_each(|m| *m /= n as f64);
-        let mut var = vec![0.0f64; IN];
-        for col in samples() {
-            for (((s, v), e), m) in var.iter_mut().zip(col).zip(&exponent).zip(&mean) {
-                *s += (scaled(v, e) - m).powi(2);
-            }
-        }
-        let scale = var
-            .iter()
-            .zip(&exponent)
-            // `std <= (max - min) / 2 <= f64::MAX`; the `min` only catches a rounding up.
-            .map(|(s, &e)| libm::scalbn((s / n as f64).sqrt(), e).min(f64::MAX))
-            .map(|sd| if sd <= floor { 1.0 } else { sd })
-            .collect();
-        let mean = mean
-            .iter()
-            .zip(&exponent)
-            .map(|(&m, &e)| libm::scalbn(m, e))
-            .collect();
+        let (mean, scale) = standardize_columns(train.inputs().as_slice(), IN, floor);
         Ok(Self {
             mean,
             scale,
@@ -104,7 +75,13 @@ impl<T: Float, const IN: usize> Standardizer<T, IN> {
     /// Standardizes a batch in place, or leaves it unchanged and names the first value that
     /// is not finite or whose result does not fit in `T`.
     pub fn transform_batch(&self, x: &mut Batch<T, IN>) -> Result<(), DataError> {
-        affine(x, &self.mean, &self.scale)
+        affine(
+            x.as_mut_slice(),
+            &self.mean,
+            &self.scale,
+            Direction::Forward,
+            Role::Feature,
+        )
     }
 
     /// Standardizes a data set's inputs in place (its labels are unchanged); errors as
@@ -134,24 +111,7 @@ impl<T: Float, const IN: usize> MinMaxScaler<T, IN> {
                 "cannot fit a min-max scaler on an empty data set".into(),
             ));
         }
-        let mut min = vec![f64::INFINITY; IN];
-        let mut max = vec![f64::NEG_INFINITY; IN];
-        for col in train.inputs().as_slice().chunks_exact(IN.max(1)) {
-            for ((lo, hi), v) in min.iter_mut().zip(max.iter_mut()).zip(col) {
-                *lo = lo.min(Float::to_f64(*v));
-                *hi = hi.max(Float::to_f64(*v));
-            }
-        }
-        let mut range = Vec::with_capacity(IN);
-        for (feature, (&lo, &hi)) in min.iter().zip(&max).enumerate() {
-            let r = if hi > lo { hi - lo } else { 1.0 };
-            if !r.is_finite() {
-                return Err(DataError::Invalid(format!(
-                    "feature {feature}: max - min = {hi:e} - {lo:e} overflows f64"
-                )));
-            }
-            range.push(r);
-        }
+        let (min, range) = min_max_columns(train.inputs().as_slice(), IN, "feature")?;
         Ok(Self {
             min,
             range,
@@ -172,7 +132,13 @@ impl<T: Float, const IN: usize> MinMaxScaler<T, IN> {
     /// Scales a batch in place, or leaves it unchanged and names the first value that is not
     /// finite or whose result does not fit in `T`.
     pub fn transform_batch(&self, x: &mut Batch<T, IN>) -> Result<(), DataError> {
-        affine(x, &self.min, &self.range)
+        affine(
+            x.as_mut_slice(),
+            &self.min,
+            &self.range,
+            Direction::Forward,
+            Role::Feature,
+        )
     }
 
     /// Scales a data set's inputs in place (its labels are unchanged); errors as
@@ -182,43 +148,167 @@ impl<T: Float, const IN: usize> MinMaxScaler<T, IN> {
     }
 }
 
-/// `x' = (x - offset) / divisor` per feature, in `f64`. Every value is checked before any is
-/// written: a non-finite input, or a result that overflows `T`, is an error naming the sample
-/// and feature, and `x` is left unchanged.
-fn affine<T: Float, const IN: usize>(
-    x: &mut Batch<T, IN>,
+/// The per-row mean and divisor of `values` (column-major, `width` rows, at least one
+/// column), in `f64`: the population standard deviation, or 1 where it is `<= floor`.
+///
+/// Each row is first scaled by the power of two `2^-e` that brings its largest magnitude
+/// into `[0.5, 1)`: exact, and neither the sum nor the squares can then overflow, even for
+/// `f64` values near `f64::MAX`.
+pub(super) fn standardize_columns<T: Float>(
+    values: &[T],
+    width: usize,
+    floor: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = values.len() / width.max(1);
+    let columns = || values.chunks_exact(width.max(1));
+    let mut largest = vec![0.0f64; width];
+    for col in columns() {
+        for (m, v) in largest.iter_mut().zip(col) {
+            *m = m.max(Float::to_f64(*v).abs());
+        }
+    }
+    // `largest = f * 2^e` with `f` in [0.5, 1); 0 for an all-zero row.
+    let exponent: Vec<i32> = largest.iter().map(|&m| libm::frexp(m).1).collect();
+    let scaled = |v: &T, e: &i32| libm::scalbn(Float::to_f64(*v), -e);
+    let mut mean = vec![0.0f64; width];
+    for col in columns() {
+        for ((m, v), e) in mean.iter_mut().zip(col).zip(&exponent) {
+            *m += scaled(v, e);
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let mut var = vec![0.0f64; width];
+    for col in columns() {
+        for (((s, v), e), m) in var.iter_mut().zip(col).zip(&exponent).zip(&mean) {
+            *s += (scaled(v, e) - m).powi(2);
+        }
+    }
+    let scale = var
+        .iter()
+        .zip(&exponent)
+        // `std <= (max - min) / 2 <= f64::MAX`; the `min` only catches a rounding up.
+        .map(|(s, &e)| libm::scalbn((s / n as f64).sqrt(), e).min(f64::MAX))
+        .map(|sd| if sd <= floor { 1.0 } else { sd })
+        .collect();
+    let mean = mean
+        .iter()
+        .zip(&exponent)
+        .map(|(&m, &e)| libm::scalbn(m, e))
+        .collect();
+    (mean, scale)
+}
+
+/// The per-row minimum and range (`max - min`, or 1 for a constant row) of `values`
+/// (column-major, `width` rows), in `f64`; a range beyond `f64::MAX` is refused, naming the
+/// row as a `what` (`feature`, `target`).
+pub(super) fn min_max_columns<T: Float>(
+    values: &[T],
+    width: usize,
+    what: &str,
+) -> Result<(Vec<f64>, Vec<f64>), DataError> {
+    let mut min = vec![f64::INFINITY; width];
+    let mut max = vec![f64::NEG_INFINITY; width];
+    for col in values.chunks_exact(width.max(1)) {
+        for ((lo, hi), v) in min.iter_mut().zip(max.iter_mut()).zip(col) {
+            *lo = lo.min(Float::to_f64(*v));
+            *hi = hi.max(Float::to_f64(*v));
+        }
+    }
+    let mut range = Vec::with_capacity(width);
+    for (row, (&lo, &hi)) in min.iter().zip(&max).enumerate() {
+        let r = if hi > lo { hi - lo } else { 1.0 };
+        if !r.is_finite() {
+            return Err(DataError::Invalid(format!(
+                "{what} {row}: max - min = {hi:e} - {lo:e} overflows f64"
+            )));
+        }
+        range.push(r);
+    }
+    Ok((min, range))
+}
+
+/// Which way [`affine`] maps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// `x' = (x - offset) / divisor`.
+    Forward,
+    /// `x = x' * divisor + offset`.
+    Inverse,
+}
+
+/// What the rows of the values [`affine`] maps are, for its errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role {
+    /// Input features.
+    Feature,
+    /// Target values.
+    Target,
+    /// A network's outputs.
+    Output,
+}
+
+/// `x' = (x - offset) / divisor` (or its inverse `x = x' * divisor + offset`) per row of
+/// column-major `values` with `offset.len()` rows, in `f64`. Every value is checked before
+/// any is written: a non-finite value, or a result that overflows `T`, is an error naming
+/// the sample and row, and `values` is left unchanged.
+pub(super) fn affine<T: Float>(
+    values: &mut [T],
     offset: &[f64],
     divisor: &[f64],
+    direction: Direction,
+    role: Role,
 ) -> Result<(), DataError> {
-    let map = |v: f64, o: f64, d: f64| {
-        let r = (v - o) / d;
-        // `v - o` overflows only for f64 inputs beyond half its range; halved it cannot.
-        if r.is_finite() {
-            r
-        } else {
-            (v / 2.0 - o / 2.0) / d * 2.0
+    let map = |v: f64, o: f64, d: f64| match direction {
+        Direction::Forward => {
+            let r = (v - o) / d;
+            // `v - o` overflows only for f64 values beyond half its range; halved it cannot.
+            if r.is_finite() {
+                r
+            } else {
+                (v / 2.0 - o / 2.0) / d * 2.0
+            }
+        }
+        Direction::Inverse => {
+            let r = v * d + o;
+            if r.is_finite() {
+                r
+            } else {
+                (v / 2.0 * d + o / 2.0) * 2.0
+            }
         }
     };
-    for (sample, col) in x.as_slice().chunks_exact(IN.max(1)).enumerate() {
-        for (feature, ((v, &o), &d)) in col.iter().zip(offset).zip(divisor).enumerate() {
+    let width = offset.len().max(1);
+    for (sample, col) in values.chunks_exact(width).enumerate() {
+        for (row, ((v, &o), &d)) in col.iter().zip(offset).zip(divisor).enumerate() {
+            let value = Float::to_f64(*v);
             if !v.is_finite() {
-                return Err(DataError::NonFinite {
-                    sample,
-                    feature,
-                    value: Float::to_f64(*v),
+                return Err(match role {
+                    Role::Feature => DataError::NonFinite {
+                        sample,
+                        feature: row,
+                        value,
+                    },
+                    Role::Target | Role::Output => {
+                        DataError::NonFiniteTarget { sample, row, value }
+                    }
                 });
             }
-            let r = map(Float::to_f64(*v), o, d);
+            let r = map(value, o, d);
             if !T::of(r).is_finite() {
+                let what = match role {
+                    Role::Feature => "feature",
+                    Role::Target => "target",
+                    Role::Output => "output",
+                };
                 return Err(DataError::Invalid(format!(
-                    "sample {sample}, feature {feature}: {v:?} maps to {r:.3e}, outside the \
+                    "sample {sample}, {what} {row}: {v:?} maps to {r:.3e}, outside the \
                      range of {}",
                     T::NAME
                 )));
             }
         }
     }
-    for col in x.as_mut_slice().chunks_exact_mut(IN.max(1)) {
+    for col in values.chunks_exact_mut(width) {
         for ((v, &o), &d) in col.iter_mut().zip(offset).zip(divisor) {
             *v = T::of(map(Float::to_f64(*v), o, d));
         }

@@ -60,6 +60,53 @@ impl fmt::Display for Mismatch {
     }
 }
 
+/// Why the preprocessing saved with a model (`preprocess.*` tensors, `nn.preprocess.*`
+/// entries) cannot be saved or loaded.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum PreprocessingProblem {
+    /// The metadata names a kind of scaler this library does not know.
+    #[error("`nn.preprocess.{scaler}` names the unknown kind `{}` (known: standardize, min_max)", Name(.kind))]
+    UnknownKind {
+        /// `input` or `target`.
+        scaler: String,
+        /// The kind named.
+        kind: String,
+    },
+    /// A tensor the scaler needs is not in the file.
+    #[error("the {scaler} scaler needs tensor `{tensor}`, which is missing")]
+    Missing {
+        /// `input` or `target`.
+        scaler: String,
+        /// The tensor's name.
+        tensor: String,
+    },
+    /// A scaler's tensor is not 1-D `F64` of the network's width.
+    #[error("tensor `{}` is {dtype} of shape {}, expected F64 of shape [{expected}] (the network's {what})", Name(.tensor), Shape(.shape), what = if .scaler == "input" { "inputs" } else { "outputs" })]
+    Width {
+        /// `input` or `target`.
+        scaler: String,
+        /// The tensor's name.
+        tensor: String,
+        /// Its dtype in the file (or in memory, on save).
+        dtype: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The width expected: the network's inputs or outputs.
+        expected: usize,
+    },
+    /// A `preprocess.*` tensor belongs to no scaler the metadata names.
+    #[error("tensor `{}` belongs to no scaler named in `nn.preprocess.input` or `nn.preprocess.target`", Name(.0))]
+    Unexpected(String),
+    /// The scaler's values are invalid (a divisor that is zero or negative, say).
+    #[error("the {scaler} scaler: {message}")]
+    Invalid {
+        /// `input` or `target`.
+        scaler: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
 /// Problems a message lists; the rest are counted.
 const PROBLEMS_SHOWN: usize = 5;
 
@@ -134,6 +181,33 @@ pub enum PersistError {
         /// What is wrong.
         message: String,
     },
+    /// The file records another architecture (`nn.dsl`, compared without whitespace and
+    /// widths) than the network it is loaded into; nothing was loaded.
+    /// [`load_weights_into`](super::load_weights_into) loads it anyway when the tensors match.
+    #[error(
+        "{}: saved from another architecture: the file records `{}`, the network is `{}`; \
+         `persist::load_weights_into` loads it anyway if the tensors' names and shapes match",
+        .path.display(),
+        Text(.recorded),
+        Text(.expected)
+    )]
+    Architecture {
+        /// The file.
+        path: PathBuf,
+        /// The DSL text the file records.
+        recorded: String,
+        /// The DSL text of the network it was loaded into.
+        expected: String,
+    },
+    /// The preprocessing saved with the model does not fit the network or is malformed;
+    /// nothing was loaded.
+    #[error("{}: preprocessing: {problem}", .path.display())]
+    Preprocessing {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: Box<PreprocessingProblem>,
+    },
     /// A parameter or optimizer buffer holds NaN or an infinity: refused on load unless
     /// [`LoadOptions::allow_non_finite`](super::LoadOptions::allow_non_finite), and on save
     /// in debug builds.
@@ -179,6 +253,21 @@ impl fmt::Debug for PersistError {
                 .field("path", path)
                 .field("message", message)
                 .finish(),
+            Self::Architecture {
+                path,
+                recorded,
+                expected,
+            } => f
+                .debug_struct("Architecture")
+                .field("path", path)
+                .field("recorded", &Text(recorded).to_string())
+                .field("expected", &Text(expected).to_string())
+                .finish(),
+            Self::Preprocessing { path, problem } => f
+                .debug_struct("Preprocessing")
+                .field("path", path)
+                .field("problem", problem)
+                .finish(),
             Self::NonFinite {
                 path,
                 tensor,
@@ -198,6 +287,9 @@ impl fmt::Debug for PersistError {
 /// Bytes of a name shown in a message (a hostile file's names can be megabytes long).
 const NAME_SHOWN: usize = 80;
 
+/// Bytes of a recorded text (a DSL) shown in a message.
+const TEXT_SHOWN: usize = 400;
+
 /// Dimensions of a shape shown in a message.
 const DIMS_SHOWN: usize = 8;
 
@@ -207,16 +299,29 @@ pub(super) struct Name<'a>(pub(super) &'a str);
 
 impl fmt::Display for Name<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        if s.len() <= NAME_SHOWN {
-            return f.write_str(s);
-        }
-        let cut = (0..=NAME_SHOWN)
-            .rev()
-            .find(|&i| s.is_char_boundary(i))
-            .unwrap_or(0);
-        write!(f, "{}… ({} bytes)", &s[..cut], s.len())
+        cut(f, self.0, NAME_SHOWN)
     }
+}
+
+/// A longer text (a DSL) as messages show it: cut after [`TEXT_SHOWN`] bytes.
+pub(super) struct Text<'a>(pub(super) &'a str);
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        cut(f, self.0, TEXT_SHOWN)
+    }
+}
+
+/// `s`, or its first `limit` bytes (at a character boundary) and its full length.
+fn cut(f: &mut fmt::Formatter<'_>, s: &str, limit: usize) -> fmt::Result {
+    if s.len() <= limit {
+        return f.write_str(s);
+    }
+    let at = (0..=limit)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    write!(f, "{}… ({} bytes)", &s[..at], s.len())
 }
 
 /// A shape as messages show it: `[3, 4]`, or the first [`DIMS_SHOWN`] dimensions and a count.

@@ -90,6 +90,11 @@ impl SafetensorsFile {
         })
     }
 
+    /// The file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// A [`PersistError::Format`] about this file.
     pub(super) fn format(&self, message: String) -> PersistError {
         PersistError::Format {

@@ -12,6 +12,19 @@
 //! The header's `__metadata__` holds `format = pt`, `nn.network` (the type name),
 //! `nn.dsl` (its layer list), `nn.scalar` (`f32`/`f64`) and `nn.version` (this crate's version).
 //!
+//! # Architecture
+//! The network-level loaders ([`load`], [`load_into`], [`load_network_checkpoint_into`], and
+//! the trainer's `resume_from`) compare the DSL text a file records (`nn.dsl`) with the
+//! network's ([`Network::DSL`]) and refuse another architecture with
+//! [`PersistError::Architecture`], showing both texts: the weights of a relu network do not
+//! load silently into a tanh network. The texts are compared without whitespace and widths
+//! (the tensors' shapes check those), with a dense layer's `key = value` options in any
+//! order; activations, layer kinds, dropout rates and options must agree. A file that
+//! records no DSL (PyTorch's `safetensors.torch.save_file` writes none) loads on its tensors
+//! alone. [`load_weights_into`] (or [`LoadOptions::ignore_architecture`]) loads any file
+//! whose tensors match. The functions over any [`Parameters`] ([`load_parameters_into`],
+//! [`load_checkpoint_into`]) know no DSL and check the tensors only.
+//!
 //! # Checkpoints
 //! A [`Checkpoint`] adds the optimizer's buffers as tensors `optim.<buffer name>` (flat, 1-D,
 //! in the optimizer's own column-major order) and `nn.epoch`, `nn.optim.name`,
@@ -41,14 +54,17 @@
 //! [`LoadOptions::allow_non_finite`]; saving them is refused in debug builds and allowed in
 //! release builds.
 
+mod architecture;
 mod atomic;
 mod codec;
 mod error;
 mod header;
 mod layout;
+mod preprocessing;
 
 pub(crate) use atomic::write_atomic;
-pub use error::{Mismatch, PersistError};
+pub use error::{Mismatch, PersistError, PreprocessingProblem};
+pub use preprocessing::{load_with_preprocessing, save_with_preprocessing};
 
 use crate::network::{Network, Parameters};
 use crate::optim::OptimizerState;
@@ -127,13 +143,24 @@ pub struct Checkpoint<T> {
     pub extra: serde_json::Value,
 }
 
-/// How a file is loaded; the default is what [`load_parameters_into`] and
+/// How a file is loaded; the default is what [`load_parameters_into`], [`load_into`] and
 /// [`load_checkpoint_into`] do.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Accept NaN and infinite parameters and optimizer buffers, e.g. to inspect a run that
     /// diverged. By default such a file is refused with [`PersistError::NonFinite`].
     pub allow_non_finite: bool,
+    /// Load into a network a file that records another architecture (`nn.dsl`) when its
+    /// tensors' names, dtypes and shapes match. By default the network-level loaders refuse
+    /// it with [`PersistError::Architecture`]. The loaders over any [`Parameters`] never
+    /// compare architectures.
+    pub ignore_architecture: bool,
+}
+
+/// Tensors of the preprocessing saved with a model (`preprocess.*`): every loader accepts
+/// a file holding them, and only the preprocessing loaders read them.
+fn is_preprocessing(name: &str) -> bool {
+    name.starts_with("preprocess.")
 }
 
 /// Saves `params` with `meta` to `path`, atomically.
@@ -155,7 +182,8 @@ pub fn save_parameters<T: Float, P: Parameters<T>>(
 /// `save_file(model.state_dict())` with the same names) into `params`. The header is read
 /// and every tensor's name, dtype and shape checked against [`Parameters::TENSORS`] before
 /// any tensor data is read; on any difference nothing is changed and the error lists them.
-/// `optim.*` tensors are ignored (and not read). A NaN or infinite value is refused with
+/// `optim.*` and `preprocess.*` tensors are ignored (and not read). No architecture is
+/// compared (a `Parameters` has no DSL; [`load_into`] compares it for a network). A NaN or infinite value is refused with
 /// [`PersistError::NonFinite`]; [`load_parameters_into_with`] can accept it.
 pub fn load_parameters_into<T: Float, P: Parameters<T>>(
     params: &mut P,
@@ -171,12 +199,29 @@ pub fn load_parameters_into_with<T: Float, P: Parameters<T>>(
     options: LoadOptions,
 ) -> Result<Metadata, PersistError> {
     let file = SafetensorsFile::open(path.as_ref())?;
+    load_opened(params, &file, None, options)
+}
+
+/// Loads the parameters of an open file into `params`, all or nothing, after comparing the
+/// file's recorded DSL with `architecture` (if any, and unless the options ignore it).
+fn load_opened<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    file: &SafetensorsFile,
+    architecture: Option<&str>,
+    options: LoadOptions,
+) -> Result<Metadata, PersistError> {
+    let meta = Metadata::from_map(&file.metadata);
     let mut problems = Vec::new();
-    layout::parameter_problems::<T, P>(&file, |n| n.starts_with("optim."), &mut problems);
+    let allowed = |n: &str| n.starts_with("optim.") || is_preprocessing(n);
+    layout::parameter_problems::<T, P>(file, allowed, &mut problems);
+    // Tensors that differ are named first: no option loads them.
     file.refuse(problems)?;
-    let decoded = layout::read_parameters::<T, P>(&file, options.allow_non_finite)?;
+    if let Some(expected) = architecture.filter(|_| !options.ignore_architecture) {
+        architecture::check(file.path(), &meta.dsl, expected)?;
+    }
+    let decoded = layout::read_parameters::<T, P>(file, options.allow_non_finite)?;
     apply(params, &decoded);
-    Ok(Metadata::from_map(&file.metadata))
+    Ok(meta)
 }
 
 /// Saves a network's parameters with its metadata, atomically.
@@ -188,22 +233,46 @@ pub fn save<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
 }
 
 /// Loads a file's parameters into an existing network (all or nothing); returns the file's
-/// metadata, which may name another network: only the tensors must match. Checked as by
-/// [`load_parameters_into`] ([`load_parameters_into_with`] accepts non-finite values).
+/// metadata. The file must record the network's architecture or none (see
+/// [Architecture](self#architecture); another is a [`PersistError::Architecture`]), and its
+/// tensors are checked as by [`load_parameters_into`]. The network's type name may differ.
 pub fn load_into<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     net: &mut N,
     path: impl AsRef<Path>,
 ) -> Result<Metadata, PersistError> {
-    load_parameters_into(net, path)
+    load_into_with(net, path, LoadOptions::default())
 }
 
-/// A network of type `N` with the parameters of a file, checked as by
-/// [`load_parameters_into`].
+/// [`load_into`] with `options`.
+pub fn load_into_with<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
+    net: &mut N,
+    path: impl AsRef<Path>,
+    options: LoadOptions,
+) -> Result<Metadata, PersistError> {
+    let file = SafetensorsFile::open(path.as_ref())?;
+    load_opened(net, &file, Some(N::DSL), options)
+}
+
+/// Loads the weights of a file whose tensors' names, dtypes and shapes match the network's,
+/// whatever architecture it records (another activation, say): [`load_into`] with
+/// [`LoadOptions::ignore_architecture`].
+pub fn load_weights_into<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
+    net: &mut N,
+    path: impl AsRef<Path>,
+) -> Result<Metadata, PersistError> {
+    let options = LoadOptions {
+        ignore_architecture: true,
+        ..LoadOptions::default()
+    };
+    load_into_with(net, path, options)
+}
+
+/// A network of type `N` with the parameters of a file, checked as by [`load_into`].
 pub fn load<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     path: impl AsRef<Path>,
 ) -> Result<N, PersistError> {
     let mut net = N::init(&mut StdRng::seed_from_u64(0));
-    load_parameters_into(&mut net, path)?;
+    load_into(&mut net, path)?;
     Ok(net)
 }
 
@@ -319,6 +388,7 @@ fn checkpoint_contents<T: Float, P: Parameters<T>>(
 /// tensors they belong to) is checked before any tensor data is read, and `params` is
 /// touched only once all of it has been read. A NaN or infinite parameter or buffer value
 /// is refused with [`PersistError::NonFinite`]; [`load_checkpoint_into_with`] can accept it.
+/// No architecture is compared; [`load_network_checkpoint_into`] compares it for a network.
 pub fn load_checkpoint_into<T: Float, P: Parameters<T>>(
     params: &mut P,
     path: impl AsRef<Path>,
@@ -332,9 +402,31 @@ pub fn load_checkpoint_into_with<T: Float, P: Parameters<T>>(
     path: impl AsRef<Path>,
     options: LoadOptions,
 ) -> Result<(Metadata, Checkpoint<T>), PersistError> {
-    let path = path.as_ref();
+    load_checkpoint_checked(params, path.as_ref(), None, options)
+}
+
+/// [`load_checkpoint_into_with`] for a network: the checkpoint must also record the
+/// network's architecture or none (unless [`LoadOptions::ignore_architecture`]), as for
+/// [`load_into`]. The trainer's `resume_from` loads with it.
+pub fn load_network_checkpoint_into<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
+    net: &mut N,
+    path: impl AsRef<Path>,
+    options: LoadOptions,
+) -> Result<(Metadata, Checkpoint<N::Scalar>), PersistError> {
+    load_checkpoint_checked(net, path.as_ref(), Some(N::DSL), options)
+}
+
+/// Loads a checkpoint into `params`, all or nothing, comparing the recorded DSL with
+/// `architecture` (if any, and unless the options ignore it) first.
+fn load_checkpoint_checked<T: Float, P: Parameters<T>>(
+    params: &mut P,
+    path: &Path,
+    architecture: Option<&str>,
+    options: LoadOptions,
+) -> Result<(Metadata, Checkpoint<T>), PersistError> {
     let file = SafetensorsFile::open(path)?;
     let map = &file.metadata;
+
     let bad = |message: String| PersistError::Checkpoint {
         path: path.to_path_buf(),
         message,
@@ -360,9 +452,14 @@ pub fn load_checkpoint_into_with<T: Float, P: Parameters<T>>(
         serde_json::from_str(get("nn.extra")?).map_err(|e| bad(format!("`nn.extra`: {e}")))?;
     let listed: HashSet<String> = names.iter().map(|n| format!("optim.{n}")).collect();
     let mut problems = Vec::new();
-    layout::parameter_problems::<T, P>(&file, |n| listed.contains(n), &mut problems);
+    let allowed = |n: &str| listed.contains(n) || is_preprocessing(n);
+    layout::parameter_problems::<T, P>(&file, allowed, &mut problems);
     layout::buffer_problems::<T, P>(&file, &names, &mut problems);
     file.refuse(problems)?;
+    if let Some(expected) = architecture.filter(|_| !options.ignore_architecture) {
+        let recorded = map.get("nn.dsl").map_or("", String::as_str);
+        architecture::check(path, recorded, expected)?;
+    }
     let allow = options.allow_non_finite;
     let decoded = layout::read_parameters::<T, P>(&file, allow)?;
     let mut buffers = Vec::with_capacity(names.len());

@@ -697,6 +697,7 @@ fn persist_non_finite_parameters_are_refused_unless_allowed() {
     // Opting in loads every value as saved.
     let allow = LoadOptions {
         allow_non_finite: true,
+        ..LoadOptions::default()
     };
     load_parameters_into_with(&mut q, &path, allow).unwrap();
     let bits = |p: &Flat<f32, 0>| p.to_flat().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -753,6 +754,7 @@ fn persist_non_finite_checkpoints_are_refused_unless_allowed() {
     );
     let allow = LoadOptions {
         allow_non_finite: true,
+        ..LoadOptions::default()
     };
     let (_, c) = load_checkpoint_into_with(&mut q, &path, allow).unwrap();
     assert_eq!((q.clone(), c), (p.clone(), ck.clone()));
@@ -820,6 +822,7 @@ fn persist_release_builds_save_non_finite_values() {
     assert_eq!(non_finite(e).0, "dense0.weight");
     let allow = LoadOptions {
         allow_non_finite: true,
+        ..LoadOptions::default()
     };
     load_parameters_into_with(&mut q, &path, allow).unwrap();
     assert!(q.0[0][4].is_nan());

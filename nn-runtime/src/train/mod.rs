@@ -6,6 +6,7 @@ mod evaluate;
 mod history;
 mod progress;
 mod resume;
+mod stall;
 mod step;
 mod tally;
 mod trainer;
@@ -14,6 +15,9 @@ pub use config::{BatchEnd, CheckpointEvery, Clip, Control, EarlyStopping, Monito
 pub use evaluate::evaluate;
 pub use history::{EpochRecord, History, Metrics, StopReason};
 pub use progress::Progress;
+pub use stall::{
+    detect_stall, Stall, STALL_CLASSIFICATION_DROP, STALL_EPOCHS, STALL_R2, STALL_REGRESSION_DROP,
+};
 pub use trainer::Trainer;
 
 use crate::data::DataError;

@@ -97,7 +97,8 @@ where
     O: Optimizer<N::Scalar>,
 {
     let before = (net.to_flat(), optimizer.state());
-    let (_, mut ck) = crate::persist::load_checkpoint_into(net, path)?;
+    let options = crate::persist::LoadOptions::default();
+    let (_, mut ck) = crate::persist::load_network_checkpoint_into(net, path, options)?;
     let named = |e: &dyn std::fmt::Display| TrainError::Config(format!("{}: {e}", path.display()));
     let resumed = settings
         .check(&ck.extra, path)

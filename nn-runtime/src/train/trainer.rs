@@ -524,6 +524,12 @@ impl<L, O> Trainer<'_, L, O> {
                 }
             }
             history.epochs.push(record);
+            if history.epochs.len() == super::STALL_EPOCHS && self.progress != Progress::Off {
+                if let Some(mut stall) = super::detect_stall(&history.epochs) {
+                    stall.targets = target_stats(train);
+                    eprintln!("warning: {stall}");
+                }
+            }
             if stop_cb {
                 history.stop = StopReason::Callback;
                 break;
@@ -610,6 +616,12 @@ impl<L, O> Trainer<'_, L, O> {
         }
         Ok(())
     }
+}
+
+/// The mean and standard deviation of the first row of a data set's target vectors.
+fn target_stats<T: Float, const IN: usize>(data: &Dataset<T, IN>) -> Option<(f64, f64)> {
+    let s = crate::data::Scaler::fit_targets(crate::data::ScalerKind::Standardize, data).ok()?;
+    Some((s.offset()[0], s.divisor()[0]))
 }
 
 /// The dropout rng of `epoch`, seeded by (seed, epoch): a resumed run, and a replay of the
