@@ -67,7 +67,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     for (p, t) in predictions.iter().zip(targets).take(5) {
         println!("predicted {p:7.1} k, sold for {t:7.1} k");
     }
-    let Metrics::Regression { mae, r2 } = pre.evaluate(&net, &test)? else {
+    let Metrics::Regression { mae, r2, .. } = pre.evaluate(&net, &test)? else {
         return Err("not a regression".into());
     };
     println!("{} test rows: mae {mae:.2} k", test.len());

@@ -153,7 +153,7 @@ fn a_loaded_model_predicts_the_same_bits_from_raw_values() {
     assert_eq!(a[0], want);
 
     // Metrics in the target's units: R² from the raw targets by the textbook formula.
-    let Metrics::Regression { r2, mae } = pre.evaluate(&net, &test).expect("evaluated") else {
+    let Metrics::Regression { r2, mae, .. } = pre.evaluate(&net, &test).expect("evaluated") else {
         panic!("regression metrics expected");
     };
     let t = targets(&test);

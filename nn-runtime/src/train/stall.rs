@@ -119,6 +119,7 @@ mod tests {
     fn train_stall_is_a_loss_that_barely_moved() {
         let poor = Metrics::Regression {
             mae: 140.0,
+            mse: 26_000.0,
             r2: -3.3,
         };
         // The raw-target run of the tabular example: 26017 -> 24553 is a 5.6 % drop.
@@ -139,7 +140,11 @@ mod tests {
         // A loss that fell by 90 % has not stalled; nor a slow one that already fits.
         let scaled = run(&[1.26, 0.59, 0.29, 0.18, 0.13], poor);
         assert_eq!(detect_stall(&scaled), None);
-        let good = Metrics::Regression { mae: 0.1, r2: 0.97 };
+        let good = Metrics::Regression {
+            mae: 0.1,
+            mse: 0.02,
+            r2: 0.97,
+        };
         assert_eq!(
             detect_stall(&run(&[0.03, 0.03, 0.03, 0.03, 0.03], good)),
             None

@@ -130,7 +130,7 @@ impl Preprocessing {
     }
 
     /// Regression metrics of `net` on a raw (unscaled) data set with target vectors, in the
-    /// target's units: the mean absolute error and `R² = 1 − SS_res / SS_tot` of
+    /// target's units: the mean absolute and squared errors and `R² = 1 − SS_res / SS_tot` of
     /// [`predict_batch`](Self::predict_batch) against the raw targets.
     pub fn evaluate<N, T, const IN: usize, const OUT: usize>(
         &self,
@@ -163,6 +163,7 @@ impl Preprocessing {
         let metric = |e: crate::metrics::MetricsError| DataError::Invalid(e.to_string());
         Ok(Metrics::Regression {
             mae: crate::metrics::mae(y.as_slice(), values).map_err(metric)?,
+            mse: crate::metrics::mse(y.as_slice(), values).map_err(metric)?,
             r2: crate::metrics::r2(y.as_slice(), values, OUT).map_err(metric)?,
         })
     }
