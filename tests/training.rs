@@ -370,6 +370,34 @@ fn resuming_with_early_stopping_equals_an_uninterrupted_run() {
     );
     assert_eq!(resumed.to_flat(), straight.to_flat());
 
+    // A checkpoint in the form written before `persist::BestEpoch` (the best weights as
+    // optimizer buffers `<tensor>.es_best`, the rest under `best` in `nn.extra`) resumes the
+    // same way.
+    let mut holder = Net::new(&mut StdRng::seed_from_u64(0));
+    let (meta, mut ck) = persist::load_checkpoint_into(&mut holder, &path).expect("a checkpoint");
+    let b = ck.best.take().expect("the best epoch");
+    ck.extra["best"] = serde_json::json!({
+        "score_bits": b.score.to_bits(), "epoch": b.epoch, "since": b.since,
+    });
+    let weights = b.weights.expect("the best weights");
+    let mut at = 0;
+    for t in <Net as Parameters<f32>>::TENSORS {
+        let v = weights[at..at + t.len()].to_vec();
+        at += t.len();
+        ck.optimizer
+            .buffers
+            .push((format!("{}.es_best", t.name), v));
+    }
+    let legacy = dir.path().join("legacy.safetensors");
+    persist::save_checkpoint(&holder, &meta, &ck, &legacy).expect("saved");
+    let mut from_legacy = Net::new(&mut StdRng::seed_from_u64(78));
+    let rest = early(40, 3)
+        .resume_from(&legacy)
+        .fit(&mut from_legacy, &data, Some(&val))
+        .expect("resumed from the older form");
+    assert_eq!(rest.restored_epoch, Some(best), "{rest}");
+    assert_eq!(from_legacy.to_flat(), straight.to_flat());
+
     // The checkpoint of the epoch where early stopping ended the run resumes to no more epochs.
     let mut whole = Net::new(&mut StdRng::seed_from_u64(2));
     early(40, 3)

@@ -90,7 +90,7 @@ pub(super) fn param_tensors<T: Float, P: Parameters<T>>(params: &P) -> Vec<(Stri
 }
 
 /// A column-major tensor `t`'s values in the file's row-major order.
-fn row_major<'a, T: Float>(t: &TensorInfo, v: &'a [T]) -> impl Iterator<Item = T> + 'a {
+pub(super) fn row_major<'a, T: Float>(t: &TensorInfo, v: &'a [T]) -> impl Iterator<Item = T> + 'a {
     let (rows, cols) = (t.rows, t.cols);
     (0..rows * cols).map(move |k| v[(k % cols) * rows + k / cols])
 }

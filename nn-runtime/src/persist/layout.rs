@@ -16,22 +16,7 @@ pub(super) fn parameter_problems<T: Float, P: Parameters<T>>(
     allowed: impl Fn(&str) -> bool,
     problems: &mut Vec<Mismatch>,
 ) {
-    for t in P::TENSORS {
-        match file.tensors.get(t.name) {
-            None => problems.push(Mismatch::Missing(t.name.to_owned())),
-            Some(e) if e.dtype != dtype_of::<T>() => problems.push(Mismatch::Dtype {
-                tensor: t.name.to_owned(),
-                expected: format!("{:?}", dtype_of::<T>()),
-                found: format!("{:?}", e.dtype),
-            }),
-            Some(e) if e.shape != file_shape(t) => problems.push(Mismatch::Shape {
-                tensor: t.name.to_owned(),
-                expected: file_shape(t),
-                found: e.shape.clone(),
-            }),
-            Some(_) => {}
-        }
-    }
+    shaped_problems::<T, P>(file, "", problems);
     let known: HashSet<&str> = P::TENSORS.iter().map(|t| t.name).collect();
     let mut unexpected: Vec<&String> = file
         .tensors
@@ -40,6 +25,32 @@ pub(super) fn parameter_problems<T: Float, P: Parameters<T>>(
         .collect();
     unexpected.sort();
     problems.extend(unexpected.into_iter().cloned().map(Mismatch::Unexpected));
+}
+
+/// Adds to `problems` every way the file's tensors `<prefix><tensor name>` differ from
+/// `P::TENSORS`: missing, or of another dtype or shape than the parameter's.
+pub(super) fn shaped_problems<T: Float, P: Parameters<T>>(
+    file: &SafetensorsFile,
+    prefix: &str,
+    problems: &mut Vec<Mismatch>,
+) {
+    for t in P::TENSORS {
+        let name = format!("{prefix}{}", t.name);
+        match file.tensors.get(&name) {
+            None => problems.push(Mismatch::Missing(name)),
+            Some(e) if e.dtype != dtype_of::<T>() => problems.push(Mismatch::Dtype {
+                tensor: name,
+                expected: format!("{:?}", dtype_of::<T>()),
+                found: format!("{:?}", e.dtype),
+            }),
+            Some(e) if e.shape != file_shape(t) => problems.push(Mismatch::Shape {
+                tensor: name,
+                expected: file_shape(t),
+                found: e.shape.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
 }
 
 /// The tensor an optimizer buffer `<tensor name>.<buffer>` belongs to (the rule of
@@ -111,12 +122,23 @@ pub(super) fn read_parameters<T: Float, P: Parameters<T>>(
     file: &SafetensorsFile,
     allow_non_finite: bool,
 ) -> Result<Vec<Vec<T>>, PersistError> {
+    read_shaped::<T, P>(file, "", allow_non_finite)
+}
+
+/// The tensors `<prefix><tensor name>`, column-major, in `P::TENSORS` order; the file was
+/// checked by [`shaped_problems`].
+pub(super) fn read_shaped<T: Float, P: Parameters<T>>(
+    file: &SafetensorsFile,
+    prefix: &str,
+    allow_non_finite: bool,
+) -> Result<Vec<Vec<T>>, PersistError> {
     P::TENSORS
         .iter()
         .map(|t| {
+            let name = format!("{prefix}{}", t.name);
             Ok(column_major(
                 t,
-                &read_values::<T>(file, t.name, allow_non_finite)?,
+                &read_values::<T>(file, &name, allow_non_finite)?,
             ))
         })
         .collect()

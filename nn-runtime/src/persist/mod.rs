@@ -29,7 +29,9 @@
 //! A [`Checkpoint`] adds the optimizer's buffers as tensors `optim.<buffer name>` (flat, 1-D,
 //! in the optimizer's own column-major order) and `nn.epoch`, `nn.optim.name`,
 //! `nn.optim.step`, `nn.optim.lr`, `nn.optim.buffers` (the buffer names in order, JSON) and
-//! `nn.extra` (JSON) to the metadata, so training resumes exactly. Every buffer belongs to a
+//! `nn.extra` (JSON) to the metadata, so training resumes exactly; early stopping's best epoch
+//! ([`BestEpoch`]) is the entry `nn.best` and, when its weights are kept, tensors
+//! `best.<tensor name>` shaped like the parameters. Every buffer belongs to a
 //! parameter tensor (it is named `<tensor name>.<buffer>`) and has that tensor's length, as
 //! `Optimizer::load_state_for` requires; saving and loading check it.
 //!
@@ -66,10 +68,10 @@ pub(crate) use atomic::write_atomic;
 pub use error::{Mismatch, PersistError, PreprocessingProblem};
 pub use preprocessing::{load_with_preprocessing, save_with_preprocessing};
 
-use crate::network::{Network, Parameters};
+use crate::network::{Network, Parameters, TensorInfo};
 use crate::optim::OptimizerState;
 use crate::scalar::Float;
-use codec::{dtype_of, encode, param_tensors, Tensor};
+use codec::{dtype_of, encode, file_shape, param_tensors, Tensor};
 use header::SafetensorsFile;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -139,8 +141,27 @@ pub struct Checkpoint<T> {
     pub epoch: u64,
     /// The optimizer's state (name, step, learning rate, buffers).
     pub optimizer: OptimizerState<T>,
-    /// Anything else the trainer wants back (history, schedule state, ...).
+    /// Early stopping's best epoch so far, if the run watches one.
+    pub best: Option<BestEpoch<T>>,
+    /// Anything else the trainer wants back (the base learning rate, the run's settings).
     pub extra: serde_json::Value,
+}
+
+/// Early stopping's state in a checkpoint: the best epoch so far, how long ago it was, and
+/// its weights when early stopping is to restore them. Saved as the metadata entry `nn.best`
+/// (`{"epoch", "score_bits", "since", "weights"}`, the score as the bits of an `f64`, so it
+/// comes back exactly) and, for the weights, tensors `best.<tensor>` shaped and laid out like
+/// the parameters (`best.dense0.weight` is `[OUT, IN]`, row-major).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BestEpoch<T> {
+    /// The best epoch, from 1.
+    pub epoch: u64,
+    /// Its monitored score, lower is better (a negated accuracy for an accuracy monitor).
+    pub score: f64,
+    /// Epochs since, without improvement.
+    pub since: u64,
+    /// Its weights, in visiting order, column-major (as [`Parameters::to_flat`]), if kept.
+    pub weights: Option<Vec<T>>,
 }
 
 /// How a file is loaded; the default is what [`load_parameters_into`], [`load_into`] and
@@ -182,7 +203,7 @@ pub fn save_parameters<T: Float, P: Parameters<T>>(
 /// `save_file(model.state_dict())` with the same names) into `params`. The header is read
 /// and every tensor's name, dtype and shape checked against [`Parameters::TENSORS`] before
 /// any tensor data is read; on any difference nothing is changed and the error lists them.
-/// `optim.*` and `preprocess.*` tensors are ignored (and not read). No architecture is
+/// `optim.*`, `best.*` and `preprocess.*` tensors are ignored (and not read). No architecture is
 /// compared (a `Parameters` has no DSL; [`load_into`] compares it for a network). A NaN or infinite value is refused with
 /// [`PersistError::NonFinite`]; [`load_parameters_into_with`] can accept it.
 pub fn load_parameters_into<T: Float, P: Parameters<T>>(
@@ -212,7 +233,7 @@ fn load_opened<T: Float, P: Parameters<T>>(
 ) -> Result<Metadata, PersistError> {
     let meta = Metadata::from_map(&file.metadata);
     let mut problems = Vec::new();
-    let allowed = |n: &str| n.starts_with("optim.") || is_preprocessing(n);
+    let allowed = |n: &str| n.starts_with("optim.") || n.starts_with(BEST) || is_preprocessing(n);
     layout::parameter_problems::<T, P>(file, allowed, &mut problems);
     // Tensors that differ are named first: no option loads them.
     file.refuse(problems)?;
@@ -316,6 +337,18 @@ pub fn save_checkpoint<T: Float, P: Parameters<T>>(
             message,
         });
     }
+    let total: usize = P::TENSORS.iter().map(TensorInfo::len).sum();
+    if let Some(w) = checkpoint.best.as_ref().and_then(|b| b.weights.as_ref()) {
+        if w.len() != total {
+            return Err(PersistError::Checkpoint {
+                path: path.to_path_buf(),
+                message: format!(
+                    "the best epoch's weights have {} values, the parameters {total}",
+                    w.len()
+                ),
+            });
+        }
+    }
     refuse_non_finite_in_debug(path, params, &opt.buffers)?;
     let (tensors, map) = checkpoint_contents(params, meta, checkpoint);
     write_tensors(path, tensors, map)
@@ -380,7 +413,61 @@ fn checkpoint_contents<T: Float, P: Parameters<T>>(
         serde_json::Value::from(names).to_string(),
     );
     map.insert("nn.extra".into(), checkpoint.extra.to_string());
+    if let Some(best) = &checkpoint.best {
+        if let Some(weights) = &best.weights {
+            let mut at = 0;
+            for t in P::TENSORS {
+                let v = &weights[at..at + t.len()];
+                at += t.len();
+                let data = encode(codec::row_major(t, v));
+                let shape = file_shape(t);
+                let dtype = dtype_of::<T>();
+                tensors.push((format!("{BEST}{}", t.name), Tensor { dtype, shape, data }));
+            }
+        }
+        let entry = serde_json::json!({
+            "epoch": best.epoch,
+            "score_bits": best.score.to_bits(),
+            "since": best.since,
+            "weights": best.weights.is_some(),
+        });
+        map.insert("nn.best".into(), entry.to_string());
+    }
     (tensors, map)
+}
+
+/// The prefix of the best epoch's weight tensors in a checkpoint.
+const BEST: &str = "best.";
+
+/// The `nn.best` entry of a checkpoint's metadata, if any: the best epoch without its weights,
+/// and whether the file holds them.
+fn best_entry<T>(
+    map: &HashMap<String, String>,
+    bad: impl Fn(String) -> PersistError,
+) -> Result<Option<(BestEpoch<T>, bool)>, PersistError> {
+    let Some(text) = map.get("nn.best") else {
+        return Ok(None);
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("`nn.best`: {e}")))?;
+    let field = |k: &str| {
+        v.get(k).and_then(serde_json::Value::as_u64).ok_or_else(|| {
+            bad(format!(
+                "`nn.best.{k}` is missing or not an unsigned integer"
+            ))
+        })
+    };
+    let weights = v
+        .get("weights")
+        .and_then(serde_json::Value::as_bool)
+        .ok_or_else(|| bad("`nn.best.weights` is missing or not a boolean".into()))?;
+    let best = BestEpoch {
+        epoch: field("epoch")?,
+        score: f64::from_bits(field("score_bits")?),
+        since: field("since")?,
+        weights: None,
+    };
+    Ok(Some((best, weights)))
 }
 
 /// Loads a checkpoint saved by [`save_checkpoint`]: the parameters into `params` and the
@@ -450,11 +537,23 @@ fn load_checkpoint_checked<T: Float, P: Parameters<T>>(
         .map_err(|e| bad(format!("`nn.optim.buffers`: {e}")))?;
     let extra =
         serde_json::from_str(get("nn.extra")?).map_err(|e| bad(format!("`nn.extra`: {e}")))?;
+    let best = best_entry::<T>(map, bad)?;
+    let with_weights = best.as_ref().is_some_and(|(_, w)| *w);
     let listed: HashSet<String> = names.iter().map(|n| format!("optim.{n}")).collect();
+    let best_listed: HashSet<String> = match with_weights {
+        true => P::TENSORS
+            .iter()
+            .map(|t| format!("{BEST}{}", t.name))
+            .collect(),
+        false => HashSet::new(),
+    };
     let mut problems = Vec::new();
-    let allowed = |n: &str| listed.contains(n) || is_preprocessing(n);
+    let allowed = |n: &str| listed.contains(n) || best_listed.contains(n) || is_preprocessing(n);
     layout::parameter_problems::<T, P>(&file, allowed, &mut problems);
     layout::buffer_problems::<T, P>(&file, &names, &mut problems);
+    if with_weights {
+        layout::shaped_problems::<T, P>(&file, BEST, &mut problems);
+    }
     file.refuse(problems)?;
     if let Some(expected) = architecture.filter(|_| !options.ignore_architecture) {
         let recorded = map.get("nn.dsl").map_or("", String::as_str);
@@ -467,6 +566,14 @@ fn load_checkpoint_checked<T: Float, P: Parameters<T>>(
         let values = layout::read_values::<T>(&file, &format!("optim.{name}"), allow)?;
         buffers.push((name, values));
     }
+    let best = match best {
+        Some((mut b, true)) => {
+            b.weights = Some(layout::read_shaped::<T, P>(&file, BEST, allow)?.concat());
+            Some(b)
+        }
+        Some((b, false)) => Some(b),
+        None => None,
+    };
     apply(params, &decoded);
     let optimizer = OptimizerState {
         name,
@@ -479,6 +586,7 @@ fn load_checkpoint_checked<T: Float, P: Parameters<T>>(
         Checkpoint {
             epoch,
             optimizer,
+            best,
             extra,
         },
     ))

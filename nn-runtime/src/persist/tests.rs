@@ -291,11 +291,103 @@ fn checkpoint() -> Checkpoint<f32> {
         lr: 1e-3 / 3.0,
         buffers,
     };
+    let best = BestEpoch {
+        epoch: 5,
+        score: 0.1 + 0.2,
+        since: 2,
+        weights: Some((0..9).map(|i| i as f32 * 0.25 - 1.0).collect()),
+    };
     Checkpoint {
         epoch: 7,
         optimizer,
+        best: Some(best),
         extra: serde_json::json!({"best": 0.97, "history": [1, 2]}),
     }
+}
+
+/// The file's header: tensor names with their shapes.
+fn header_shapes(path: &Path) -> Vec<(String, Vec<u64>)> {
+    let bytes = fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut out: Vec<(String, Vec<u64>)> = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let shape = v["shape"].as_array().unwrap().iter();
+            (k.clone(), shape.map(|d| d.as_u64().unwrap()).collect())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn persist_checkpoints_hold_the_best_epoch_as_tensors_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.safetensors");
+    let p = Flat::<f32, 0>::new(0.3);
+    save_checkpoint(&p, &meta(), &checkpoint(), &path).unwrap();
+    // The best weights are tensors `best.<tensor>` shaped like the parameters, not optimizer
+    // buffers.
+    let shapes = header_shapes(&path);
+    let shape_of = |name: &str| {
+        shapes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+    };
+    for t in Flat::<f32, 0>::TENSORS {
+        assert_eq!(
+            shape_of(&format!("best.{}", t.name)),
+            shape_of(t.name),
+            "{}",
+            t.name
+        );
+    }
+    assert!(
+        shapes.iter().all(|(n, _)| !n.contains("es_best")),
+        "{shapes:?}"
+    );
+    let mut q = Flat::<f32, 0>::new(0.0);
+    let (_, c) = load_checkpoint_into(&mut q, &path).unwrap();
+    assert_eq!(
+        c.best,
+        checkpoint().best,
+        "score, epoch, wait and weights, exactly"
+    );
+    // Without its weights.
+    let mut light = checkpoint();
+    light.best.as_mut().unwrap().weights = None;
+    save_checkpoint(&p, &meta(), &light, &path).unwrap();
+    assert!(header_shapes(&path)
+        .iter()
+        .all(|(n, _)| !n.starts_with("best.")));
+    let (_, c) = load_checkpoint_into(&mut q, &path).unwrap();
+    assert_eq!(c.best, light.best);
+    // Weights of another length are refused on save, and a file lacking the tensors its
+    // `nn.best` entry promises is refused on load, naming them.
+    let mut wrong = checkpoint();
+    wrong.best.as_mut().unwrap().weights.as_mut().unwrap().pop();
+    let e = save_checkpoint(&p, &meta(), &wrong, &path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("the best epoch's weights have 8 values, the parameters 9"),
+        "{e}"
+    );
+    let mut promise = checkpoint();
+    promise.best.as_mut().unwrap().weights = None;
+    save_checkpoint(&p, &meta(), &promise, &path).unwrap();
+    let mut file = fs::read(&path).unwrap();
+    let (from, to) = (br#"\"weights\":false"#, br#"\"weights\":true "#);
+    let at = file.windows(from.len()).position(|w| w == from).unwrap();
+    file[at..at + from.len()].copy_from_slice(to);
+    fs::write(&path, &file).unwrap();
+    let e = load_checkpoint_into(&mut q, &path).unwrap_err().to_string();
+    assert!(e.contains("best.dense0.weight"), "{e}");
 }
 
 #[test]

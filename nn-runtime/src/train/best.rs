@@ -1,20 +1,18 @@
-//! The best epoch so far, for early stopping and best-epoch checkpoints, and how it rides in
-//! a checkpoint.
+//! The best epoch so far, for early stopping and best-epoch checkpoints, and how a checkpoint
+//! holds it.
 
 use super::config::{EarlyStopping, Monitor};
 use super::history::EpochRecord;
 use super::TrainError;
 use crate::network::{Parameters, TensorInfo};
-use crate::persist::Checkpoint;
+use crate::persist::{BestEpoch, Checkpoint};
 use crate::scalar::Float;
 
 /// The best epoch so far by the monitored score (lower is better), the epochs since, and
 /// its weights when early stopping is to restore them.
 ///
-/// Checkpoints carry it, so a resumed run stops and restores exactly as an uninterrupted
-/// one: the score (as its bits), epoch and wait in `nn.extra` under `best`, and the weights
-/// as extra optimizer-state buffers `<tensor>.es_best` (file tensors
-/// `optim.<tensor>.es_best`), which the trainer takes out before loading the optimizer.
+/// Checkpoints carry it as [`BestEpoch`] (the score exactly, as its bits), so a resumed run
+/// stops and restores exactly as an uninterrupted one.
 pub(crate) struct Best<T> {
     pub(crate) score: f64,
     pub(crate) epoch: usize,
@@ -22,8 +20,10 @@ pub(crate) struct Best<T> {
     pub(crate) weights: Vec<T>,
 }
 
-/// The buffer suffix of the best weights in a checkpoint's optimizer state.
-const BEST_BUFFER: &str = "es_best";
+/// The buffer suffix under which checkpoints written before [`BestEpoch`] existed kept the
+/// best weights, as optimizer buffers `<tensor>.es_best`, with the rest under `best` in
+/// `nn.extra`. Still read, never written.
+const LEGACY_BUFFER: &str = "es_best";
 
 impl<T: Float> Best<T> {
     /// Records `record`'s epoch as the best if its score improves on the best by more than
@@ -61,28 +61,18 @@ impl<T: Float> Best<T> {
         }
     }
 
-    /// Writes this state into a checkpoint.
-    pub(crate) fn put_into(&self, ck: &mut Checkpoint<T>, tensors: &[TensorInfo]) {
-        ck.extra["best"] = serde_json::json!({
-            "score_bits": self.score.to_bits(),
-            "epoch": self.epoch,
-            "since": self.since,
-        });
-        if self.weights.is_empty() {
-            return;
-        }
-        let mut at = 0;
-        for t in tensors {
-            let values = self.weights[at..at + t.len()].to_vec();
-            at += t.len();
-            ck.optimizer
-                .buffers
-                .push((format!("{}.{BEST_BUFFER}", t.name), values));
+    /// This state as a checkpoint holds it.
+    pub(crate) fn to_checkpoint(&self) -> BestEpoch<T> {
+        BestEpoch {
+            epoch: self.epoch as u64,
+            score: self.score,
+            since: self.since as u64,
+            weights: (!self.weights.is_empty()).then(|| self.weights.clone()),
         }
     }
 
-    /// Takes the state out of a checkpoint written by [`Best::put_into`] (`None` if it has
-    /// none), leaving the optimizer's own buffers.
+    /// The state a checkpoint holds (`None` if it has none), reading the form of older
+    /// checkpoints too (taking their buffers out of the optimizer's state).
     pub(crate) fn take_from(
         ck: &mut Checkpoint<T>,
         tensors: &[TensorInfo],
@@ -94,11 +84,31 @@ impl<T: Float> Best<T> {
                 path.display()
             ))
         };
+        let count = |v: u64, what: &str| {
+            usize::try_from(v).map_err(|e| bad(format!("`{what}` = {v}: {e}")))
+        };
+        if let Some(b) = ck.best.take() {
+            return Ok(Some(Self {
+                score: b.score,
+                epoch: count(b.epoch, "best.epoch")?,
+                since: count(b.since, "best.since")?,
+                weights: b.weights.unwrap_or_default(),
+            }));
+        }
+        Self::take_legacy(ck, tensors, bad)
+    }
+
+    /// [`Best::take_from`] for a checkpoint written before [`BestEpoch`] existed.
+    fn take_legacy(
+        ck: &mut Checkpoint<T>,
+        tensors: &[TensorInfo],
+        bad: impl Fn(String) -> TrainError,
+    ) -> Result<Option<Self>, TrainError> {
         let (mine, theirs): (Vec<_>, Vec<_>) = std::mem::take(&mut ck.optimizer.buffers)
             .into_iter()
             .partition(|(name, _)| {
                 name.rsplit_once('.')
-                    .is_some_and(|(_, buffer)| buffer == BEST_BUFFER)
+                    .is_some_and(|(_, buffer)| buffer == LEGACY_BUFFER)
             });
         ck.optimizer.buffers = theirs;
         let Some(state) = ck.extra.get("best").filter(|v| !v.is_null()) else {
@@ -128,7 +138,7 @@ impl<T: Float> Best<T> {
                 )));
             }
             for t in tensors {
-                let name = format!("{}.{BEST_BUFFER}", t.name);
+                let name = format!("{}.{LEGACY_BUFFER}", t.name);
                 match mine.iter().find(|(n, _)| *n == name) {
                     Some((_, v)) if v.len() == t.len() => weights.extend_from_slice(v),
                     Some((_, v)) => {

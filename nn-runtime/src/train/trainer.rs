@@ -176,8 +176,8 @@ impl<'a, L, O> Trainer<'a, L, O> {
         self
     }
 
-    /// Writes a checkpoint to `path` (safetensors: parameters, optimizer state, epoch, and the
-    /// early-stopping state: best score, best epoch, epochs since, best weights) after every
+    /// Writes a checkpoint to `path` (safetensors: parameters, optimizer state, epoch, the
+    /// early-stopping state as a [`crate::persist::BestEpoch`], and the run's settings) after every
     /// epoch or at the best epoch. Saves are atomic: a crash leaves the previous file.
     pub fn checkpoint(
         mut self,
@@ -503,18 +503,16 @@ impl<L, O> Trainer<'_, L, O> {
             let improved = Best::update(&mut best, &es, &record, &*net, keep);
             if let Some((path, every)) = &self.checkpoint {
                 if *every == CheckpointEvery::Epoch || improved {
-                    let mut ck = crate::persist::Checkpoint {
+                    let ck = crate::persist::Checkpoint {
                         epoch: epoch as u64,
                         optimizer: self.optimizer.state(),
+                        best: best.as_ref().map(Best::to_checkpoint),
                         extra: serde_json::json!({
                             "base_lr": base_lr,
                             "base_lr_bits": base_lr.to_bits(),
                             "run": settings.to_json(),
                         }),
                     };
-                    if let Some(b) = &best {
-                        b.put_into(&mut ck, N::TENSORS);
-                    }
                     crate::persist::save_checkpoint(
                         &*net,
                         &crate::persist::Metadata::of::<N, IN, OUT>(),
