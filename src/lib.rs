@@ -31,7 +31,8 @@ extern crate self as nn;
 /// struct `Name` (one [`Dense`](runtime::layer::Dense) field per `dense` layer),
 /// `NameGradients`, `NameTape`, the consts `INPUTS`, `OUTPUTS`, `PARAMS`, `FLOPS`, `DSL`,
 /// `LAYERS`, the methods `new`, `predict`, `forward`, `forward_train`, `forward_eval`,
-/// `backward`, `summary`, and impls of [`runtime::Network`] and [`runtime::Parameters`].
+/// `backward`, `backward_sgd` (backward fused with a plain SGD step), `summary`, and impls
+/// of [`runtime::Network`] and [`runtime::Parameters`].
 /// A dense layer computes $Z = W X + b \mathbf 1^\top$ with $W$ of `OUT x IN`; the counts
 /// are $\text{PARAMS} = \sum (\text{IN} \cdot \text{OUT} + \text{OUT})$ and
 /// $\text{FLOPS} = \sum \text{IN} \cdot \text{OUT}$ multiply-adds per sample.

@@ -1,5 +1,5 @@
-//! The `network!` macro of [`nn`](https://docs.rs/nn): a small DSL for dense networks whose
-//! shapes are checked at compile time.
+//! The `network!` macro of the `nn` crate (which re-exports it as `nn::network!` and documents
+//! it there): a small DSL for dense networks whose shapes are checked at compile time.
 //!
 //! This crate is a thin entry point over three passes, each an ordinary module working on
 //! `proc_macro2` tokens so it is unit tested without a compiler:

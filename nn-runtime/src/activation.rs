@@ -303,7 +303,7 @@ impl<T: Float> Elementwise<T> for GeluTanh {
 
 /// `softplus(z) = ln(1 + e^{βz}) / β`, and exactly `z` where `βz > threshold` (PyTorch);
 /// derivative `σ(βz)` (exactly 1 above the threshold). Computed as
-/// `max(βz, 0) + ln(1 + e^{-|βz|})`, which never overflows.
+/// `(max(βz, 0) + ln(1 + e^{-|βz|})) / β`, which never overflows.
 /// DSL: `softplus` (β 1, threshold 20) or `softplus(beta)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Softplus<T> {

@@ -10,6 +10,8 @@ extern crate self as nn_runtime;
 
 pub mod activation;
 pub mod data;
+#[cfg(test)]
+mod error_catalogue;
 pub mod gradcheck;
 pub mod init;
 pub mod kernel;

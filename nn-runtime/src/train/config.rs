@@ -41,7 +41,8 @@ pub enum Monitor {
 pub struct EarlyStopping {
     /// What to watch.
     pub monitor: Monitor,
-    /// Epochs without improvement before stopping.
+    /// Epochs without improvement before stopping. `0` counts as `1`: training stops after
+    /// the first epoch that does not improve, the earliest it can (Keras behaves the same).
     pub patience: usize,
     /// The smallest change that counts as an improvement.
     pub min_delta: f64,
@@ -51,7 +52,8 @@ pub struct EarlyStopping {
 }
 
 impl EarlyStopping {
-    /// Watch the validation loss with this patience, `min_delta` 0, restoring the best weights.
+    /// Watch the validation loss with this patience (`0` counts as `1`), `min_delta` 0,
+    /// restoring the best weights.
     pub fn new(patience: usize) -> Self {
         Self {
             monitor: Monitor::ValLoss,
