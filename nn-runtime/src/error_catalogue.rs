@@ -71,6 +71,8 @@ fn heading(e: &Any) -> &'static str {
             PersistError::Mismatch { .. } => "PersistError::Mismatch",
             PersistError::Checkpoint { .. } => "PersistError::Checkpoint",
             PersistError::NonFinite { .. } => "PersistError::NonFinite",
+            PersistError::Architecture { .. } => "PersistError::Architecture",
+            PersistError::Preprocessing { .. } => "PersistError::Preprocessing",
         },
         Any::Data(e) => match e {
             DataError::NonFinite { .. } => "DataError::NonFinite",
@@ -184,6 +186,21 @@ fn examples() -> Vec<Any> {
             tensor: "dense0.weight".into(),
             index: 3,
             value: f64::NAN,
+        }),
+        Any::Persist(PersistError::Architecture {
+            path: PathBuf::from("model.safetensors"),
+            recorded: "dense(4 -> 8, relu), dense(8 -> 1)".into(),
+            expected: "dense(4 -> 8, tanh), dense(8 -> 1)".into(),
+        }),
+        Any::Persist(PersistError::Preprocessing {
+            path: PathBuf::from("house_prices.safetensors"),
+            problem: Box::new(crate::persist::PreprocessingProblem::Width {
+                scaler: "target".into(),
+                tensor: "preprocess.target.mean".into(),
+                dtype: "F64".into(),
+                shape: vec![2],
+                expected: 1,
+            }),
         }),
         Any::Data(DataError::NonFinite {
             sample: 12,
