@@ -135,7 +135,6 @@ mod tests {
                 learning_rate: 1e-3,
                 seconds: 1.0,
                 samples_per_second: 1000.0,
-                steps_alone: 0,
             })
             .collect();
         let history = History {
@@ -173,7 +172,6 @@ mod tests {
                 learning_rate: 1e-3,
                 seconds: 1.0,
                 samples_per_second: 1000.0,
-                steps_alone: 0,
             })
             .collect();
         let history = History {

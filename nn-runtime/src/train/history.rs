@@ -23,10 +23,6 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// Training samples per second.
     pub samples_per_second: f64,
-    /// Training steps of the epoch that ran on the calling thread alone although more threads
-    /// were set, because they were faster that way at the time
-    /// ([`ThreadGovernor`](crate::kernel::ThreadGovernor)); 0 on one thread.
-    pub steps_alone: u64,
 }
 
 /// Metrics of one pass over a data set; read them with the accessors, which give `None` for a

@@ -106,7 +106,6 @@ mod tests {
             learning_rate: 1e-3,
             seconds: 0.0,
             samples_per_second: 0.0,
-            steps_alone: 0,
         }
     }
 

@@ -74,6 +74,8 @@ pub struct Trainer<'a, L, O> {
     resume: Option<std::path::PathBuf>,
     on_batch: Option<BatchCallback<'a>>,
     on_epoch: Option<EpochCallback<'a>>,
+    /// Per epoch of the last `fit`, the steps run on the calling thread alone.
+    steps_alone: Vec<u64>,
 }
 
 impl<'a, L, O> Trainer<'a, L, O> {
@@ -99,6 +101,7 @@ impl<'a, L, O> Trainer<'a, L, O> {
             resume: None,
             on_batch: None,
             on_epoch: None,
+            steps_alone: Vec::new(),
         }
     }
 
@@ -220,6 +223,14 @@ impl<'a, L, O> Trainer<'a, L, O> {
     pub fn loss(&self) -> &L {
         &self.loss
     }
+
+    /// For performance work: per epoch of the last [`Trainer::fit`], how many training steps
+    /// ran on the calling thread alone although more threads were set, because the
+    /// [`ThreadGovernor`](crate::kernel::ThreadGovernor) found them faster that way at the
+    /// time (all 0 on one thread).
+    pub fn steps_alone(&self) -> &[u64] {
+        &self.steps_alone
+    }
 }
 
 impl<L, O> Trainer<'_, L, O> {
@@ -249,6 +260,7 @@ impl<L, O> Trainer<'_, L, O> {
         O: Optimizer<T>,
     {
         self.validate_settings()?;
+        self.steps_alone.clear();
         // The fraction decides the training set only when no validation set is given.
         let held_out_fraction = self.validation_fraction.filter(|_| validation.is_none());
         let held_out;
@@ -489,8 +501,8 @@ impl<L, O> Trainer<'_, L, O> {
                 learning_rate: lr,
                 seconds,
                 samples_per_second: train.len() as f64 / seconds.max(1e-12),
-                steps_alone: governor.steps_alone() - alone_before,
             };
+            let alone = governor.steps_alone() - alone_before;
             progress.finish(&record.to_string());
             let stop_cb = self
                 .on_epoch
@@ -522,6 +534,7 @@ impl<L, O> Trainer<'_, L, O> {
                 }
             }
             history.epochs.push(record);
+            self.steps_alone.push(alone);
             if history.epochs.len() == super::STALL_EPOCHS && self.progress != Progress::Off {
                 if let Some(mut stall) = super::detect_stall(&history.epochs) {
                     stall.targets = target_stats(train);
