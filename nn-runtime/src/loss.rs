@@ -622,6 +622,7 @@ impl<T: Float> Loss<T> for KlDiv {
 
 /// Why a loss could not be computed.
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum LossError {
     /// A class index is not below the number of outputs.
     #[error("sample {sample}: class {class} is out of range for {classes} outputs")]

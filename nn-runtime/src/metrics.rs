@@ -9,6 +9,7 @@ use std::fmt;
 
 /// Why a metric could not be computed.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MetricsError {
     /// Two lengths that must agree do not.
     #[error("{what}: expected {expected}, got {actual}")]

@@ -37,6 +37,7 @@ pub enum GradientOf {
 
 /// The kind of a layer in the DSL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LayerKind {
     /// `dense(IN -> OUT, activation, ...)`.
     Dense,

@@ -19,6 +19,7 @@ use std::path::PathBuf;
 
 /// Why a data set could not be built, loaded or transformed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DataError {
     /// An input value is NaN or infinite.
     #[error("sample {sample}, feature {feature}: value {value} is not finite")]

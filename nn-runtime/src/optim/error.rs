@@ -3,6 +3,7 @@
 /// An invalid hyperparameter, schedule or penalty setting, or an optimizer state that does
 /// not fit.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OptimError {
     /// A hyperparameter outside its valid range (PyTorch's constraint).
     #[error("{optimizer}: invalid {name} = {value}: must be {requirement}")]

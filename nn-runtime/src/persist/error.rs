@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// One way a file differs from the parameters it is loaded into.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Mismatch {
     /// A tensor the parameters need is not in the file.
     Missing(String),
@@ -63,6 +64,7 @@ impl fmt::Display for Mismatch {
 /// Why the preprocessing saved with a model (`preprocess.*` tensors, `nn.preprocess.*`
 /// entries) cannot be saved or loaded.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PreprocessingProblem {
     /// The metadata names a kind of scaler this library does not know.
     #[error("`nn.preprocess.{scaler}` names the unknown kind `{}` (known: standardize, min_max)", Name(.kind))]
@@ -148,6 +150,7 @@ impl fmt::Debug for Problems<'_> {
 /// Messages (and `Debug`) list at most five of a [`PersistError::Mismatch`]'s problems and
 /// count the rest; the variant holds them all.
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum PersistError {
     /// Reading, writing or renaming a file failed.
     #[error("{}: {source}", .path.display())]

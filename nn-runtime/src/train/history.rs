@@ -4,6 +4,7 @@ use std::fmt;
 
 /// One epoch of training.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct EpochRecord {
     /// Epoch number, from 1.
     pub epoch: usize,

@@ -25,6 +25,7 @@ use crate::loss::LossError;
 
 /// Why training failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TrainError {
     /// A setting is invalid or the data does not fit the network.
     #[error("invalid training setup: {0}")]
