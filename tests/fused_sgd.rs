@@ -12,7 +12,7 @@ use nn::runtime::kernel;
 use nn::runtime::loss::CrossEntropy;
 use nn::runtime::optim::{Optimizer, Sgd};
 use nn::runtime::train::{Clip, Progress, Trainer};
-use nn::runtime::{Float, GradientOf, Tape};
+use nn::runtime::{Float, FusedStep, GradientOf, Tape};
 
 network! { W1 < dense(784 -> 128, relu), dropout(0.2), dense(128 -> 10, softmax) > }
 network! { Standalone: f64 < dense(5 -> 6), relu, dense(6 -> 6, bias = false), tanh, dropout(0.5), dense(6 -> 3), softmax > }
@@ -79,13 +79,14 @@ fn both_ways<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     net.copy_from_flat(&before);
     record(&net, &x, &mut tape, seed);
     let scale = sgd.linear_step().expect("plain SGD is a linear step");
-    assert!(net.backward_sgd(
+    let outcome = net.backward_sgd(
         x.as_view(),
         &mut tape,
         GradientOf::Output,
         N::Scalar::of(scale),
-        &mut grads
-    ));
+        &mut grads,
+    );
+    assert_eq!(outcome, FusedStep::Stepped);
     (stepped, net.to_flat())
 }
 
@@ -150,7 +151,7 @@ fn refused<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
         GradientOf::Output,
         N::Scalar::of(-0.1),
         &mut grads,
-    );
+    ) == FusedStep::Stepped;
     let after = net.to_flat();
     if !stepped {
         let nan_equal = |a: &[N::Scalar], b: &[N::Scalar]| {

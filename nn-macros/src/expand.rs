@@ -832,7 +832,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     }
 
     // Every network starts with a dense layer (checked), so there is at least one check.
-    let sgd_guard = quote!(if !(#(#sgd_checks)&&*) { #(#sgd_fallback)* return false; });
+    let sgd_guard = quote!(if !(#(#sgd_checks)&&*) { #(#sgd_fallback)* return #rt::FusedStep::GradientsWritten; });
 
     let logits = g.logits_buf();
     let out_last = Gen::out_buf(&net.layers[net.layers.len() - 1]);
@@ -1035,7 +1035,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             /// from the weights before the step, then each dense layer's parameters updated
             /// by its weight-gradient product, `W ← scale·dZ Xᵀ + W`, `b ← b + scale·dZ 1`.
             /// Unless every gradient is sure to be finite, writes the gradients into `grads`
-            /// instead (as `backward` does), changes no parameter and returns `false`.
+            /// instead (as `backward` does), changes no parameter and says so.
             pub fn backward_sgd(
                 &mut self,
                 x: #rt::BatchView<'_, #t, #input>,
@@ -1043,14 +1043,14 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 wrt: #rt::GradientOf,
                 scale: #t,
                 grads: &mut #grads_name,
-            ) -> bool {
+            ) -> #rt::FusedStep {
                 let n = tape.batch;
                 let x = &x.as_slice()[..#input * n];
                 let #tape_name { #(#buffer_names,)* .. } = tape;
                 #(#back_sgd)*
                 #sgd_guard
                 #(#sgd_updates)*
-                true
+                #rt::FusedStep::Stepped
             }
 
             /// A Keras-style table of the layers, output shapes and parameter counts.
@@ -1120,7 +1120,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 #name::backward(self, x, tape, wrt, grads)
             }
 
-            fn backward_sgd(&mut self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, wrt: #rt::GradientOf, scale: #t, grads: &mut #grads_name) -> bool {
+            fn backward_sgd(&mut self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, wrt: #rt::GradientOf, scale: #t, grads: &mut #grads_name) -> #rt::FusedStep {
                 #name::backward_sgd(self, x, tape, wrt, scale, grads)
             }
 

@@ -34,7 +34,7 @@ pub use nalgebra;
 pub use rand;
 
 pub use network::{
-    Batch, BatchView, GradientOf, InputLengthError, LayerInfo, LayerKind, Network,
+    Batch, BatchView, FusedStep, GradientOf, InputLengthError, LayerInfo, LayerKind, Network,
     OutputActivation, OutputParts, Parameters, Tape, TensorInfo,
 };
 pub use scalar::Float;

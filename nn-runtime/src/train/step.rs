@@ -5,7 +5,7 @@ use super::config::Clip;
 use super::TrainError;
 use crate::data::{Dataset, Labels};
 use crate::loss::{loss_on_output, Loss, Targets};
-use crate::network::{BatchView, Network, Parameters, Tape};
+use crate::network::{BatchView, FusedStep, Network, Parameters, Tape};
 use crate::optim::Optimizer;
 use crate::regularization::Penalty;
 use crate::scalar::Float;
@@ -177,15 +177,15 @@ where
             source,
         })?;
     let scale = optimizer.linear_step().filter(|_| rules.fusable);
-    // `Some(stepped)` when the fused path ran: if it could not step, it wrote the gradients
-    // for the checked path. A non-finite loss takes the checked path, which reports it.
+    // `Some(..)` when the fused path ran: if it could not step, it wrote the gradients for
+    // the checked path. A non-finite loss takes the checked path, which reports it.
     let fused = match scale {
         Some(s) if value.is_finite() => {
             Some(net.backward_sgd(x, buf.tape, wrt, T::of(s), buf.grads))
         }
         _ => None,
     };
-    let value = if fused == Some(true) {
+    let value = if fused == Some(FusedStep::Stepped) {
         optimizer.begin_step();
         value.to_f64()
     } else {
