@@ -142,6 +142,7 @@ mod tests {
             epochs,
             stop: StopReason::Completed,
             restored_epoch: None,
+            warnings: Vec::new(),
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("curves.svg");
@@ -180,6 +181,7 @@ mod tests {
             epochs,
             stop: StopReason::Completed,
             restored_epoch: None,
+            warnings: Vec::new(),
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("curves.svg");
