@@ -141,6 +141,7 @@ mod tests {
             epochs,
             stop: StopReason::Completed,
             restored_epoch: None,
+            warnings: Vec::new(),
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("curves.svg");
@@ -178,6 +179,7 @@ mod tests {
             epochs,
             stop: StopReason::Completed,
             restored_epoch: None,
+            warnings: Vec::new(),
         };
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("curves.svg");

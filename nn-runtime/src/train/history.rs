@@ -143,6 +143,10 @@ pub struct History {
     /// The epoch (from 1) whose weights the network holds at the end when early stopping
     /// restored the best weights; `None` when it holds the last epoch's.
     pub restored_epoch: Option<usize>,
+    /// The warnings `fit` gave before training (on standard error unless `Progress::Off`),
+    /// such as early stopping on fewer than
+    /// [`MIN_VALIDATION_SAMPLES`](crate::train::MIN_VALIDATION_SAMPLES) validation samples.
+    pub warnings: Vec<String>,
 }
 
 impl History {

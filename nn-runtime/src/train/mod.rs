@@ -18,7 +18,7 @@ pub use progress::Progress;
 pub use stall::{
     detect_stall, Stall, STALL_CLASSIFICATION_DROP, STALL_EPOCHS, STALL_R2, STALL_REGRESSION_DROP,
 };
-pub use trainer::Trainer;
+pub use trainer::{default_epochs, Trainer, DEFAULT_BATCH_SIZE, MIN_VALIDATION_SAMPLES};
 
 use crate::data::DataError;
 use crate::loss::LossError;

@@ -58,7 +58,8 @@ type EpochCallback<'a> = Box<dyn FnMut(&EpochRecord) -> Control + 'a>;
 pub struct Trainer<'a, L, O> {
     loss: L,
     optimizer: O,
-    epochs: usize,
+    /// `None`: [`default_epochs`] of the training set, decided in `fit`.
+    epochs: Option<usize>,
     batch_size: usize,
     seed: u64,
     shuffle: bool,
@@ -79,14 +80,18 @@ pub struct Trainer<'a, L, O> {
 }
 
 impl<'a, L, O> Trainer<'a, L, O> {
-    /// A trainer with this loss and optimizer: 10 epochs, batch size 32, shuffled with seed 0,
-    /// no penalties, no clipping, progress bar on a terminal.
+    /// A trainer with this loss and optimizer: batch size `min(200, n)` for `n` training
+    /// samples ([`DEFAULT_BATCH_SIZE`]), [`default_epochs`] epochs (200 on a small set, down to
+    /// 10 on a large one), shuffled with seed 0, no penalties, no clipping, no validation, no
+    /// early stopping, progress bar on a terminal. The defaults follow scikit-learn's
+    /// `MLPClassifier` and were chosen from `examples/tabular_bench.rs` (docs/training.md,
+    /// "Defaults, measured").
     pub fn new(loss: L, optimizer: O) -> Self {
         Self {
             loss,
             optimizer,
-            epochs: 10,
-            batch_size: 32,
+            epochs: None,
+            batch_size: DEFAULT_BATCH_SIZE,
             seed: 0,
             shuffle: true,
             l1: 0.0,
@@ -105,13 +110,16 @@ impl<'a, L, O> Trainer<'a, L, O> {
         }
     }
 
-    /// Number of epochs.
+    /// Number of epochs. Without it, [`default_epochs`]`(n, batch size)` for the `n` samples
+    /// trained on: `clamp(⌈10,000 / ⌈n / batch⌉⌉, 10, 200)`.
     pub fn epochs(mut self, epochs: usize) -> Self {
-        self.epochs = epochs;
+        self.epochs = Some(epochs);
         self
     }
 
-    /// Mini-batch size (the last batch of an epoch may be smaller).
+    /// Mini-batch size (the last batch of an epoch may be smaller). Default
+    /// [`DEFAULT_BATCH_SIZE`] (200); a size above the training set's `n` samples trains on
+    /// all of them in one batch, so the default is `min(200, n)`, scikit-learn's.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
         self.batch_size = batch_size;
         self
@@ -160,7 +168,10 @@ impl<'a, L, O> Trainer<'a, L, O> {
         self
     }
 
-    /// Early stopping.
+    /// Early stopping. With a validation set below [`MIN_VALIDATION_SAMPLES`] samples and a
+    /// validation monitor, `fit` warns on standard error (unless [`Progress::Off`]) and in
+    /// [`History::warnings`]: a score of so few samples moves by whole samples and stops
+    /// training at chance.
     pub fn early_stopping(mut self, es: EarlyStopping) -> Self {
         self.early_stopping = Some(es);
         self
@@ -298,6 +309,15 @@ impl<L, O> Trainer<'_, L, O> {
         }
         let kind = TaskKind::of(train, N::OUTPUT_ACTIVATION);
         let batch_size = self.batch_size.min(train.len());
+        let epochs = self
+            .epochs
+            .unwrap_or_else(|| default_epochs(train.len(), batch_size));
+        let warnings = self.small_validation(validation.map(Dataset::len));
+        if self.progress != Progress::Off {
+            for w in &warnings {
+                eprintln!("warning: {w}");
+            }
+        }
         let mut order =
             BatchOrder::new(train.len(), batch_size, self.shuffle.then_some(self.seed))?;
         let mut ws = Workspace::new(IN, OUT, batch_size);
@@ -324,7 +344,7 @@ impl<L, O> Trainer<'_, L, O> {
                 &mut self.optimizer,
                 path,
                 &settings,
-                self.epochs,
+                epochs,
                 train.len().div_ceil(batch_size),
             )?,
             None => Resumed {
@@ -358,6 +378,7 @@ impl<L, O> Trainer<'_, L, O> {
             epochs: Vec::new(),
             stop: StopReason::Completed,
             restored_epoch: None,
+            warnings,
         };
         // The epoch whose weights the network holds (`None` in the middle of an epoch).
         let mut holds = Some(first_epoch - 1);
@@ -371,7 +392,7 @@ impl<L, O> Trainer<'_, L, O> {
             history.stop = StopReason::EarlyStopping;
             first_epoch - 1
         } else {
-            self.epochs
+            epochs
         };
 
         // A schedule's rate for every epoch is checked as the optimizer checks its own, before
@@ -410,7 +431,7 @@ impl<L, O> Trainer<'_, L, O> {
         'epochs: for epoch in first_epoch..=last_epoch {
             let lr = self.schedule_lr(base_lr, epoch)?;
             order.shuffle_for(epoch as u64 - 1);
-            let progress = EpochProgress::start(self.progress, epoch, self.epochs, train.len());
+            let progress = EpochProgress::start(self.progress, epoch, epochs, train.len());
             tally.reset();
             let started = Instant::now();
             let alone_before = governor.steps_alone();
@@ -591,13 +612,30 @@ impl<L, O> Trainer<'_, L, O> {
         }
     }
 
+    /// The warning about early stopping on a validation set of `len` samples, if it is below
+    /// [`MIN_VALIDATION_SAMPLES`] and early stopping watches it.
+    fn small_validation(&self, len: Option<usize>) -> Vec<String> {
+        let watches = self
+            .early_stopping
+            .is_some_and(|es| es.monitor != crate::train::Monitor::TrainLoss);
+        match len {
+            Some(n) if watches && n < MIN_VALIDATION_SAMPLES => vec![format!(
+                "early stopping watches a validation set of {n} samples (fewer than \
+                 {MIN_VALIDATION_SAMPLES}): its score moves by 1/{n} per sample and may stop \
+                 training early by chance; pass a larger validation set or fraction, or \
+                 train without early stopping for the default epochs"
+            )],
+            _ => Vec::new(),
+        }
+    }
+
     /// Checks every setting that needs no data, and that the checkpoint can be written,
     /// before anything trains.
     fn validate_settings<T: Float>(&self) -> Result<(), TrainError>
     where
         O: Optimizer<T>,
     {
-        if self.epochs == 0 || self.batch_size == 0 {
+        if self.epochs == Some(0) || self.batch_size == 0 {
             return Err(TrainError::Config(
                 "epochs and batch size must be at least 1".into(),
             ));
@@ -627,6 +665,33 @@ impl<L, O> Trainer<'_, L, O> {
         }
         Ok(())
     }
+}
+
+/// The default mini-batch size, 200 as scikit-learn's `MLPClassifier` (`min(200, n)`, since a
+/// batch holds at most the training set's `n` samples).
+pub const DEFAULT_BATCH_SIZE: usize = 200;
+
+/// Below this many validation samples, early stopping on a validation score warns.
+pub const MIN_VALIDATION_SAMPLES: usize = 30;
+
+/// The number of epochs when none is set, for `samples` training samples in batches of
+/// `batch_size`: about 10,000 optimizer steps, but at least 10 and at most 200 epochs,
+///
+/// `epochs = clamp(⌈10,000 / ⌈samples / batch_size⌉⌉, 10, 200)`.
+///
+/// A data set of up to 10,000 samples in batches of 200 (50 steps an epoch) trains for
+/// scikit-learn's 200 epochs; MNIST's 60,000 (300 steps) for 34; a million samples for 10.
+/// A batch size of 0 counts as 1.
+///
+/// ```
+/// use nn_runtime::train::default_epochs;
+/// assert_eq!(default_epochs(120, 200), 200); // iris: 1 step an epoch
+/// assert_eq!(default_epochs(60_000, 200), 34); // MNIST: 300 steps an epoch
+/// assert_eq!(default_epochs(1_000_000, 200), 10);
+/// ```
+pub fn default_epochs(samples: usize, batch_size: usize) -> usize {
+    let steps = samples.div_ceil(batch_size.max(1)).max(1);
+    10_000usize.div_ceil(steps).clamp(10, 200)
 }
 
 /// The mean and standard deviation of the first row of a data set's target vectors.
