@@ -170,11 +170,8 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
     }
 
     fn state_into(&self, out: &mut OptimizerState<T>) {
-        out.name.clear();
-        out.name.push_str(NAME);
-        out.step = self.step;
-        out.lr = self.lr;
-        self.slots.export_into(BUFFERS, &mut out.buffers);
+        let header = (NAME, self.step, self.lr);
+        self.slots.state_into(header, BUFFERS, out);
     }
 
     fn state_is_finite(&self) -> bool {

@@ -256,11 +256,8 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     }
 
     fn state_into(&self, out: &mut OptimizerState<T>) {
-        out.name.clear();
-        out.name.push_str(self.name);
-        out.step = self.step;
-        out.lr = self.lr;
-        self.slots.export_into(self.buffers(), &mut out.buffers);
+        let header = (self.name, self.step, self.lr);
+        self.slots.state_into(header, self.buffers(), out);
     }
 
     fn state_is_finite(&self) -> bool {

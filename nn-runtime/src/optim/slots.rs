@@ -129,6 +129,21 @@ impl<T: Float> Slots<T> {
         out
     }
 
+    /// The state of an optimizer `name` at `step` with rate `lr` whose buffers these are
+    /// (named `names`), into `out`, reusing its buffers (see [`Slots::export_into`]).
+    pub(crate) fn state_into(
+        &self,
+        (name, step, lr): (&str, u64, f64),
+        names: &[&str],
+        out: &mut OptimizerState<T>,
+    ) {
+        out.name.clear();
+        out.name.push_str(name);
+        out.step = step;
+        out.lr = lr;
+        self.export_into(names, &mut out.buffers);
+    }
+
     /// [`Slots::export`] into `out`, reusing its entries: once `out` holds a state of the same
     /// tensors and buffers, this copies values and allocates nothing.
     pub(crate) fn export_into(&self, names: &[&str], out: &mut Vec<(String, Vec<T>)>) {
