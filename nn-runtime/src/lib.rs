@@ -39,14 +39,27 @@ pub use network::{
 };
 pub use scalar::Float;
 
-/// The items a user of generated networks needs in scope.
+/// The items a user of generated networks needs in scope, and what a training script uses:
+/// the trainer and its settings, the losses, the optimizers, data sets and their loaders'
+/// options, scalers, and the persistence module.
 pub mod prelude {
+    pub use crate::data::csv::CsvOptions;
+    pub use crate::data::{
+        mnist, Dataset, Labels, MinMaxScaler, Preprocessing, ScalerKind, Standardizer,
+    };
     pub use crate::init::Init;
+    pub use crate::loss::{BinaryCrossEntropy, CrossEntropy, Huber, KlDiv, Mse};
     pub use crate::network::{
         Batch, BatchView, GradientOf, Network, OutputActivation, Parameters, Tape,
     };
+    pub use crate::optim::{AdaMax, Adagrad, Adam, AdamW, Optimizer, RmsProp, Sgd};
+    pub use crate::persist;
     pub use crate::scalar::Float;
     pub use crate::summary::Summary;
+    pub use crate::train::{
+        evaluate, CheckpointEvery, Clip, Control, EarlyStopping, Metrics, Monitor, Progress,
+        Trainer,
+    };
     pub use nalgebra::{Const, DMatrix, DVector, Dyn, OMatrix, SMatrix, SVector};
     pub use rand::{rngs::StdRng, Rng, SeedableRng};
 }
