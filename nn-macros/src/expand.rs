@@ -398,7 +398,7 @@ impl Gen<'_> {
             }))
         } else {
             let list = layers.iter().map(|(i, o, bias)| quote!((#i, #o, #bias)));
-            quote!(#rt::layer::saturating_parameter_count(&[#(#list),*]))
+            quote!(#rt::__private::saturating_parameter_count(&[#(#list),*]))
         }
     }
 
@@ -440,7 +440,7 @@ impl Gen<'_> {
                 let last = tokens.last().map_or(first, |t| t.span());
                 let mut args = Group::new(
                     Delimiter::Parenthesis,
-                    quote!(!::core::matches!(#rt::layer::parameter_count(#list), ::core::result::Result::Err(#k)), #msg),
+                    quote!(!::core::matches!(#rt::__private::parameter_count(#list), ::core::result::Result::Err(#k)), #msg),
                 );
                 args.set_span(last);
                 quote_spanned!(first=> const _: () = ::core::assert! #args;)
@@ -683,7 +683,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
     });
     let reserves = buffers
         .iter()
-        .map(|(n, w, _)| quote!(#rt::network::ensure_len(&mut self.#n, #w * n);));
+        .map(|(n, w, _)| quote!(#rt::__private::ensure_len(&mut self.#n, #w * n);));
     let mut train = Vec::new();
     let mut input_of: Vec<TokenStream> = Vec::new(); // expression of each layer's input slice
     let mut cur = quote!(x);
@@ -717,7 +717,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
                 let p = proc_macro2::Literal::f64_unsuffixed(*p);
                 train.push(quote! {
                     let p = if training { #p } else { 0.0 };
-                    #rt::layer::dropout_forward(p, #cur, &mut #mask[..#w * n], &mut #out[..#w * n], rng);
+                    #rt::__private::dropout_forward(p, #cur, &mut #mask[..#w * n], &mut #out[..#w * n], rng);
                 });
             }
             LayerKind::Activation(a) => {
@@ -813,8 +813,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             }
             LayerKind::Dropout { .. } => {
                 let mask = Gen::mask_buf(l);
-                let call =
-                    quote!(#rt::layer::dropout_backward(&#mask[..#w * n], &mut #grad[..#w * n]););
+                let call = quote!(#rt::__private::dropout_backward(&#mask[..#w * n], &mut #grad[..#w * n]););
                 back.push(call.clone());
                 back_sgd.push(call);
             }
@@ -996,7 +995,7 @@ pub fn generate(net: &Network, rt: &TokenStream) -> TokenStream {
             /// Inference-mode forward pass recorded in `tape` (dropout is the identity), so a
             /// loss can be evaluated from the logits.
             pub fn forward_eval(&self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name) {
-                self.record(x, tape, &mut #rt::layer::NoDraws, false);
+                self.record(x, tape, &mut #rt::__private::NoDraws, false);
             }
 
             /// Runs every layer on a batch, recording outputs in `tape`; dropout draws masks

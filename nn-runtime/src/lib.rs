@@ -39,6 +39,16 @@ pub use network::{
 };
 pub use scalar::Float;
 
+/// What only the code `network!` generates calls: buffer sizing, parameter counts for the
+/// compile-time checks, and the dropout steps. Not part of the API (its items may change in
+/// any release), as serde's `__private`.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::layer::dense::{parameter_count, saturating_parameter_count};
+    pub use crate::layer::dropout::{dropout_backward, dropout_forward, NoDraws};
+    pub use crate::network::ensure_len;
+}
+
 /// The items a user of generated networks needs in scope, and what a training script uses:
 /// the trainer and its settings, the losses, the optimizers, data sets and their loaders'
 /// options, scalers, and the persistence module.

@@ -361,7 +361,9 @@ pub struct InputLengthError {
     pub actual: usize,
 }
 
-/// Sizes a tape buffer for `len` values, growing only when a larger batch arrives.
+/// Sizes a tape buffer for `len` values, growing only when a larger batch arrives (called by
+/// generated code, through `__private`).
+#[doc(hidden)]
 #[inline]
 pub fn ensure_len<T: Float>(buf: &mut Vec<T>, len: usize) {
     if buf.len() < len {
