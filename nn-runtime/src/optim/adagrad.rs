@@ -166,7 +166,15 @@ impl<T: Float> Optimizer<T> for Adagrad<T> {
     }
 
     fn settings(&self) -> String {
-        format!("Adagrad(lr_decay={}, weight_decay={}, initial_accumulator_value={}, eps={}, maximize={})", self.lr_decay, self.weight_decay, self.initial_accumulator_value, self.eps, self.maximize)
+        format!(
+            "Adagrad(lr_decay={}, weight_decay={}, initial_accumulator_value={}, eps={}, \
+             maximize={})",
+            self.lr_decay,
+            self.weight_decay,
+            self.initial_accumulator_value,
+            self.eps,
+            self.maximize
+        )
     }
 
     fn state_into(&self, out: &mut OptimizerState<T>) {

@@ -252,7 +252,18 @@ impl<T: Float> Optimizer<T> for Adam<T> {
     }
 
     fn settings(&self) -> String {
-        format!("{}(betas=({}, {}), eps={}, weight_decay={}, amsgrad={}, maximize={}, decoupled_weight_decay={})", self.name, self.beta1, self.beta2, self.eps, self.weight_decay, self.amsgrad, self.maximize, self.decoupled)
+        format!(
+            "{}(betas=({}, {}), eps={}, weight_decay={}, amsgrad={}, maximize={}, \
+             decoupled_weight_decay={})",
+            self.name,
+            self.beta1,
+            self.beta2,
+            self.eps,
+            self.weight_decay,
+            self.amsgrad,
+            self.maximize,
+            self.decoupled
+        )
     }
 
     fn state_into(&self, out: &mut OptimizerState<T>) {
