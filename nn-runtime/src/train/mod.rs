@@ -5,6 +5,7 @@ mod config;
 mod evaluate;
 mod history;
 mod progress;
+mod replay;
 mod resume;
 mod stall;
 mod step;
