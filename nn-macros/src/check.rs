@@ -3,7 +3,7 @@
 use crate::ast::*;
 use crate::diag::Diagnostics;
 use crate::ir::{
-    self, Act, ConstCheck, ConstWidths, Dim, Init, LayerKind, Scalar, ACTIVATION_NAMES,
+    self, Act, ConstCheck, ConstWidths, Dim, Init, InitChoice, LayerKind, Scalar, ACTIVATION_NAMES,
 };
 use crate::suggest::did_you_mean;
 use proc_macro2::TokenStream;
@@ -116,7 +116,7 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
             } => {
                 if !explicit_init && *activation == Act::Identity {
                     if let Some(next) = following_act[i] {
-                        *init = next.default_init();
+                        *init = InitChoice::Of(next);
                     }
                 }
                 if let Some((width, from, _)) = &prev {
@@ -159,6 +159,13 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
         return None;
     }
     check_overflow(&out, diag)?;
+    // Each layer's input is written as the previous layer's output from here on: equal
+    // where the macro compared them, and where a `const` width made it a `const` assertion,
+    // that assertion is then the only error when they differ (not also a type mismatch in
+    // every pass of the generated chain).
+    for k in 1..out.len() {
+        out[k].input = out[k - 1].output.clone();
+    }
     let anonymous = ast.name.is_none();
     Some(ir::Network {
         attrs: ast.attrs,
@@ -317,7 +324,9 @@ fn check_layer(
                     output,
                     kind: LayerKind::Dense {
                         activation,
-                        init: opts.init.unwrap_or_else(|| activation.default_init()),
+                        init: opts
+                            .init
+                            .map_or(InitChoice::Of(activation), InitChoice::Given),
                         bias: opts.bias,
                         l1: opts.l1,
                         l2: opts.l2,
@@ -615,15 +624,18 @@ mod tests {
         let names: Vec<String> = net.layers.iter().map(|l| l.name.to_string()).collect();
         assert_eq!(names, ["dense0", "relu0", "dropout0", "dense1"]);
         assert!(matches!(net.layers[2].output, Dim::Lit(8)));
-        // The identity dense layer feeding relu gets He initialization.
+        // The identity dense layer feeding relu takes relu's initialization (He).
         assert!(matches!(
             net.layers[0].kind,
-            LayerKind::Dense { init: Init::He, .. }
+            LayerKind::Dense {
+                init: InitChoice::Of(Act::Relu),
+                ..
+            }
         ));
         assert!(matches!(
             net.layers[3].kind,
             LayerKind::Dense {
-                init: Init::Xavier,
+                init: InitChoice::Of(Act::Softmax),
                 ..
             }
         ));

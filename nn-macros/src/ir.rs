@@ -203,7 +203,7 @@ pub enum LayerKind {
         /// Activation applied to `W x + b`.
         activation: Act,
         /// Weight initialization.
-        init: Init,
+        init: InitChoice,
         /// Whether the layer has a bias.
         bias: bool,
         /// L1 penalty coefficient.
@@ -280,35 +280,18 @@ impl Act {
             Act::Softmax => "softmax",
         }
     }
+}
 
-    /// Whether the derivative needs the pre-activation (mirrors the runtime's `NEEDS_Z`).
-    pub fn needs_z(self) -> bool {
-        matches!(
-            self,
-            Act::Sigmoid
-                | Act::Tanh
-                | Act::LeakyRelu(_)
-                | Act::Elu(_)
-                | Act::Gelu
-                | Act::GeluTanh
-                | Act::Softplus(..)
-                | Act::Silu
-        )
-    }
-
-    /// The initialization this activation calls for: He for the ReLU family, Xavier otherwise.
-    pub fn default_init(self) -> Init {
-        match self {
-            Act::Relu
-            | Act::LeakyRelu(_)
-            | Act::Elu(_)
-            | Act::Gelu
-            | Act::GeluTanh
-            | Act::Silu
-            | Act::Softplus(..) => Init::He,
-            Act::Identity | Act::Sigmoid | Act::Tanh | Act::Softmax => Init::Xavier,
-        }
-    }
+/// How a dense layer's weights are initialized: as the DSL says, or by the scheme the
+/// runtime names for an activation (`Activation::INIT`: He for the ReLU family, Xavier for
+/// the rest), read in the generated code rather than restated here.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum InitChoice {
+    /// `init = ..` in the DSL.
+    Given(Init),
+    /// The default of this activation: the layer's own, or for an identity dense layer that
+    /// of the activation layer that follows it.
+    Of(Act),
 }
 
 /// Weight initialization.

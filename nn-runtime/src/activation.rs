@@ -4,6 +4,8 @@
 //! implement [`Elementwise`]; [`Softmax`] works per column. Every one is numerically stable
 //! for any finite input: no overflow at ±1000 and no NaN.
 
+use crate::init::Init;
+use crate::network::OutputActivation;
 use crate::scalar::Float;
 use std::fmt::Debug;
 
@@ -19,6 +21,14 @@ pub trait Activation<T: Float>: Copy + Debug + Send + Sync + 'static {
     /// (a dense layer then applies it in its product's epilogue, part by part). False for
     /// [`Softmax`], which needs whole columns.
     const ELEMENTWISE: bool = false;
+    /// Whether `f` is the identity, so a layer applying it has nothing to compute or to keep.
+    const IS_IDENTITY: bool = false;
+    /// The weight initialization a layer ending in `f` gets unless its `init` says otherwise:
+    /// He for the ReLU family (it keeps the variance of `relu(z)` at the input's), Xavier
+    /// (Glorot) for the rest.
+    const INIT: Init;
+    /// What a loss may fuse with when `f` is the network's output activation.
+    const OUTPUT: OutputActivation = OutputActivation::Other(Self::NAME);
 
     /// `a = f(z)` over a batch whose columns have `rows` values.
     fn forward(&self, z: &[T], a: &mut [T], rows: usize);
@@ -38,6 +48,12 @@ pub trait Elementwise<T: Float>: Copy + Debug + Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether [`Elementwise::derivative`] reads `z` (else it reads only `a`).
     const NEEDS_Z: bool;
+    /// See [`Activation::INIT`].
+    const INIT: Init;
+    /// See [`Activation::IS_IDENTITY`].
+    const IS_IDENTITY: bool = false;
+    /// See [`Activation::OUTPUT`].
+    const OUTPUT: OutputActivation = OutputActivation::Other(Self::NAME);
     /// `f(z)`.
     fn value(&self, z: T) -> T;
     /// `f'(z)`, given `z` (valid only if `NEEDS_Z`) and `a = f(z)`.
@@ -51,6 +67,9 @@ macro_rules! elementwise_activation {
             const NAME: &'static str = <$ty as Elementwise<T>>::NAME;
             const NEEDS_Z: bool = <$ty as Elementwise<T>>::NEEDS_Z;
             const ELEMENTWISE: bool = true;
+            const IS_IDENTITY: bool = <$ty as Elementwise<T>>::IS_IDENTITY;
+            const INIT: Init = <$ty as Elementwise<T>>::INIT;
+            const OUTPUT: OutputActivation = <$ty as Elementwise<T>>::OUTPUT;
 
             #[inline]
             fn forward(&self, z: &[T], a: &mut [T], _rows: usize) {
@@ -95,6 +114,9 @@ pub struct Identity;
 
 impl<T: Float> Elementwise<T> for Identity {
     const NAME: &'static str = "identity";
+    const INIT: Init = Init::Xavier;
+    const IS_IDENTITY: bool = true;
+    const OUTPUT: OutputActivation = OutputActivation::Identity;
     const NEEDS_Z: bool = false;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -126,6 +148,8 @@ pub fn sigmoid<T: Float>(z: T) -> T {
 
 impl<T: Float> Elementwise<T> for Sigmoid {
     const NAME: &'static str = "sigmoid";
+    const INIT: Init = Init::Xavier;
+    const OUTPUT: OutputActivation = OutputActivation::Sigmoid;
     // From `z` in f64: `σ(z)(1 - σ(z))` from an f32 output loses digits where σ is near 1.
     const NEEDS_Z: bool = true;
     #[inline]
@@ -145,6 +169,7 @@ pub struct Tanh;
 
 impl<T: Float> Elementwise<T> for Tanh {
     const NAME: &'static str = "tanh";
+    const INIT: Init = Init::Xavier;
     // From `z` in f64: `1 - a²` from an f32 output loses digits where |a| is near 1.
     const NEEDS_Z: bool = true;
     #[inline]
@@ -164,6 +189,7 @@ pub struct Relu;
 
 impl<T: Float> Elementwise<T> for Relu {
     const NAME: &'static str = "relu";
+    const INIT: Init = Init::He;
     const NEEDS_Z: bool = false;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -191,8 +217,18 @@ pub struct LeakyRelu<T> {
     pub negative_slope: T,
 }
 
+impl<T: Float> Default for LeakyRelu<T> {
+    /// PyTorch's default slope, 0.01.
+    fn default() -> Self {
+        LeakyRelu {
+            negative_slope: T::of(0.01),
+        }
+    }
+}
+
 impl<T: Float> Elementwise<T> for LeakyRelu<T> {
     const NAME: &'static str = "leaky_relu";
+    const INIT: Init = Init::He;
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -220,8 +256,16 @@ pub struct Elu<T> {
     pub alpha: T,
 }
 
+impl<T: Float> Default for Elu<T> {
+    /// PyTorch's default, `alpha = 1`.
+    fn default() -> Self {
+        Elu { alpha: T::one() }
+    }
+}
+
 impl<T: Float> Elementwise<T> for Elu<T> {
     const NAME: &'static str = "elu";
+    const INIT: Init = Init::He;
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -257,6 +301,7 @@ fn normal_cdf_pdf(z: f64) -> (f64, f64) {
 
 impl<T: Float> Elementwise<T> for Gelu {
     const NAME: &'static str = "gelu";
+    const INIT: Init = Init::He;
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -282,6 +327,7 @@ const GELU_CUBIC: f64 = 0.044_715;
 
 impl<T: Float> Elementwise<T> for GeluTanh {
     const NAME: &'static str = "gelu_tanh";
+    const INIT: Init = Init::He;
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -313,8 +359,19 @@ pub struct Softplus<T> {
     pub threshold: T,
 }
 
+impl<T: Float> Default for Softplus<T> {
+    /// PyTorch's defaults, `beta = 1`, `threshold = 20`.
+    fn default() -> Self {
+        Softplus {
+            beta: T::one(),
+            threshold: T::of(20.0),
+        }
+    }
+}
+
 impl<T: Float> Elementwise<T> for Softplus<T> {
     const NAME: &'static str = "softplus";
+    const INIT: Init = Init::He;
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -342,6 +399,7 @@ pub struct Silu;
 
 impl<T: Float> Elementwise<T> for Silu {
     const NAME: &'static str = "silu";
+    const INIT: Init = Init::He;
     const NEEDS_Z: bool = true;
     #[inline]
     fn value(&self, z: T) -> T {
@@ -419,6 +477,8 @@ pub fn log_softmax_vjp_column<T: Float>(s: &[T], v: &mut [T]) {
 impl<T: Float> Activation<T> for Softmax {
     const NAME: &'static str = "softmax";
     const NEEDS_Z: bool = false;
+    const INIT: Init = Init::Xavier;
+    const OUTPUT: OutputActivation = OutputActivation::Softmax;
 
     fn forward(&self, z: &[T], a: &mut [T], rows: usize) {
         for (z, a) in z.chunks_exact(rows).zip(a.chunks_exact_mut(rows)) {

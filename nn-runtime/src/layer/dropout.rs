@@ -1,7 +1,84 @@
 //! Inverted dropout.
 
+use crate::activation::{Activation, Identity};
+use crate::layer::{InPlace, InputGradient, Layer, Record, Tensors};
+use crate::network::ensure_len;
 use crate::scalar::Float;
+use nalgebra::SVector;
 use rand::Rng;
+
+/// Inverted dropout over `N` values per sample with drop probability `p` (DSL:
+/// `dropout(p)`): in training each value is kept with probability `1 − p` and scaled by
+/// `1 / (1 − p)`; in inference it is the identity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Dropout<const N: usize> {
+    /// The drop probability, in `[0, 1)`.
+    pub p: f64,
+}
+
+/// The mask of dropout's last recorded batch, `0` or `1 / (1 − p)` per value.
+#[derive(Clone, Debug, Default)]
+pub struct DropoutTape<T> {
+    mask: Vec<T>,
+}
+
+impl<T, const N: usize> Tensors<T> for Dropout<N> {
+    fn visit(&self, _: &mut dyn FnMut(usize, &[T])) {}
+    fn visit_mut(&mut self, _: &mut dyn FnMut(usize, &mut [T])) {}
+}
+
+impl<T: Float, const N: usize> Layer<T, N, N> for Dropout<N> {
+    type Tape = DropoutTape<T>;
+    type Gradients = ();
+    type Activation = Identity;
+
+    fn zero_gradients(&self) {}
+
+    #[inline]
+    fn predict(&self, x: &SVector<T, N>) -> SVector<T, N> {
+        *x
+    }
+
+    fn forward(&self, x: &[T], y: &mut [T], n: usize) {
+        y[..N * n].copy_from_slice(&x[..N * n]);
+    }
+
+    /// Draws a mask from the pass's random source in training; in inference the mask is
+    /// all ones and nothing is drawn.
+    fn record<R: Rng + ?Sized>(
+        &self,
+        x: &[T],
+        y: &mut [T],
+        tape: &mut DropoutTape<T>,
+        n: usize,
+        pass: &mut Record<'_, R>,
+    ) {
+        let len = N * n;
+        ensure_len(&mut tape.mask, len);
+        let p = if pass.training { self.p } else { 0.0 };
+        dropout_forward(p, &x[..len], &mut tape.mask[..len], &mut y[..len], pass.rng);
+    }
+
+    /// `dy ← dy ⊙ mask` in place.
+    fn input_gradient<B: Activation<T>>(
+        &self,
+        _x: &[T],
+        _y: &[T],
+        tape: &mut DropoutTape<T>,
+        dy: &mut [T],
+        _ready: bool,
+        _dx: InputGradient<'_, T, B>,
+        n: usize,
+    ) -> bool {
+        dropout_backward(&tape.mask[..N * n], &mut dy[..N * n]);
+        false
+    }
+}
+
+impl<T: Float, const N: usize> InPlace<T, N> for Dropout<N> {
+    /// Inference: the identity.
+    fn forward_in_place(&self, _y: &mut [T], _n: usize) {}
+}
 
 /// Inverted dropout in training: each value is kept with probability `1 - p` and scaled by
 /// `1 / (1 - p)`, so `E[out] = in` and inference is the identity.

@@ -1,6 +1,6 @@
 //! Fully connected layer: `Z = W X + b 1ᵀ`.
 
-use crate::activation::Activation;
+use crate::activation::{Activation, Identity};
 use crate::init::Init;
 use crate::kernel::{gemm, gemm_then, matvec_bias, Epilogue, Op};
 use crate::param::Param;
@@ -8,38 +8,77 @@ use crate::scalar::Float;
 use nalgebra::SVector;
 use rand::Rng;
 
-/// A fully connected layer from `IN` to `OUT` features: `z = W x + b`, `W` is `OUT x IN`,
-/// `b` has `OUT` values (absent when the DSL says `bias = false`).
+mod chain;
+
+pub use chain::DenseTape;
+
+/// A fully connected layer from `IN` to `OUT` features with activation `f`:
+/// `y = f(z)`, `z = W x + b`; `W` is `OUT x IN`, `b` has `OUT` values (absent when the DSL
+/// says `bias = false`).
 ///
-/// Generated networks hold one `Dense` per `dense(...)` layer, and their gradients use the
-/// same type, so a gradient has exactly the parameter's shape.
+/// Generated networks hold one `Dense` per `dense(...)` layer; its gradients are a
+/// [`DenseGradients`], shaped as the parameters. The layer implements
+/// [`Layer`](super::Layer) in `layer/dense/chain.rs`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Dense<T, const IN: usize, const OUT: usize> {
+pub struct Dense<T, const IN: usize, const OUT: usize, A = Identity> {
     /// Weights `W`, `OUT x IN`.
     pub weight: Param<T, OUT, IN>,
     /// Bias `b`, `OUT x 1`, or `None` for a layer without bias.
     pub bias: Option<Param<T, OUT, 1>>,
+    /// The activation `f` applied to `z`.
+    pub activation: A,
 }
 
-impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
-    /// Parameter count: `IN * OUT` weights plus `OUT` biases if present.
-    pub const fn params(bias: bool) -> usize {
-        IN * OUT + if bias { OUT } else { 0 }
-    }
+/// The gradients of a [`Dense`] layer's parameters: `dL/dW` (`OUT x IN`) and `dL/db`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseGradients<T, const IN: usize, const OUT: usize> {
+    /// `dL/dW = dZ Xᵀ`.
+    pub weight: Param<T, OUT, IN>,
+    /// `dL/db = dZ 1`, or `None` for a layer without bias.
+    pub bias: Option<Param<T, OUT, 1>>,
+}
 
-    /// A layer of zeros (also the shape of its gradient).
+impl<T: Float, const IN: usize, const OUT: usize> DenseGradients<T, IN, OUT> {
+    /// Gradients of zeros, with a bias gradient if `bias`.
     pub fn zeros(bias: bool) -> Self {
         Self {
             weight: Param::zeros(),
             bias: bias.then(Param::zeros),
         }
     }
+}
 
-    /// Weights drawn by `init` (fans `IN` and `OUT`), biases zero.
+impl<T: Float, const IN: usize, const OUT: usize, A: Default> Dense<T, IN, OUT, A> {
+    /// A layer of zeros with the activation's default settings.
+    pub fn zeros(bias: bool) -> Self {
+        Self {
+            weight: Param::zeros(),
+            bias: bias.then(Param::zeros),
+            activation: A::default(),
+        }
+    }
+
+    /// Weights drawn by `init` (fans `IN` and `OUT`), biases zero, the activation's default
+    /// settings.
     pub fn init<R: Rng + ?Sized>(init: Init, bias: bool, rng: &mut R) -> Self {
+        Self::new(A::default(), init, bias, rng)
+    }
+}
+
+impl<T: Float, const IN: usize, const OUT: usize, A> Dense<T, IN, OUT, A> {
+    /// Parameter count: `IN * OUT` weights plus `OUT` biases if present.
+    pub const fn params(bias: bool) -> usize {
+        IN * OUT + if bias { OUT } else { 0 }
+    }
+
+    /// A layer ending in `activation`, weights drawn by `init` (fans `IN` and `OUT`, see
+    /// [`Init::sample`]), biases zero. Generated code passes the activation's own
+    /// [`Activation::INIT`] unless the DSL names a scheme.
+    pub fn new<R: Rng + ?Sized>(activation: A, init: Init, bias: bool, rng: &mut R) -> Self {
         Self {
             weight: Param::from_fn(|_, _| init.sample(IN, OUT, rng)),
             bias: bias.then(Param::zeros),
+            activation,
         }
     }
 
@@ -69,7 +108,7 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
 
     /// `Z = W X + b 1ᵀ` for a batch of `n` samples: `x` is `IN x n`, `z` is `OUT x n`
     /// (column-major, one column per sample). The bias is added by the product's epilogue.
-    pub fn forward(&self, x: &[T], z: &mut [T], n: usize) {
+    pub fn linear(&self, x: &[T], z: &mut [T], n: usize) {
         match &self.bias {
             Some(b) => {
                 let b = b.as_slice();
@@ -83,9 +122,9 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// by the product's epilogue: on each part of a product split over threads, by the thread
     /// that computed it, while the part is in its cache, instead of in passes of their own
     /// over `A` on one thread. Other activations (softmax) run after the product.
-    pub fn forward_activated<A: Activation<T>>(&self, x: &[T], a: &mut [T], n: usize, f: &A) {
-        if !A::ELEMENTWISE {
-            self.forward(x, a, n);
+    pub fn forward_activated<F: Activation<T>>(&self, x: &[T], a: &mut [T], n: usize, f: &F) {
+        if !F::ELEMENTWISE {
+            self.linear(x, a, n);
             f.forward_in_place(&mut a[..OUT * n], OUT);
             return;
         }
@@ -124,20 +163,38 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
     /// Backward through `Z = W X + b 1ᵀ` for a batch of `n`, given `dz = dL/dZ` (`OUT x n`):
     /// `dL/dW = dZ Xᵀ`, `dL/db = dZ 1` (written into `grad`, overwriting), and, if asked,
     /// `dL/dX = Wᵀ dZ` into `dx` (`IN x n`).
-    pub fn backward(&self, x: &[T], dz: &[T], n: usize, grad: &mut Self, dx: Option<&mut [T]>) {
+    pub fn backward(
+        &self,
+        x: &[T],
+        dz: &[T],
+        n: usize,
+        grad: &mut DenseGradients<T, IN, OUT>,
+        dx: Option<&mut [T]>,
+    ) {
+        self.weight_gradients(x, dz, n, grad);
+        if let Some(dx) = dx {
+            self.linear_input_gradient(dz, n, dx);
+        }
+    }
+
+    /// `dL/dW = dZ Xᵀ` and `dL/db = dZ 1` into `grad` (overwriting).
+    pub fn weight_gradients(
+        &self,
+        x: &[T],
+        dz: &[T],
+        n: usize,
+        grad: &mut DenseGradients<T, IN, OUT>,
+    ) {
         let dz = &dz[..OUT * n];
         Self::weight_product(x, dz, n, T::one(), T::zero(), grad.weight.as_mut_slice());
         if let Some(db) = grad.bias.as_mut() {
             Self::bias_sums(dz, 0, db.as_mut_slice());
         }
-        if let Some(dx) = dx {
-            self.input_gradient(dz, n, dx);
-        }
     }
 
     /// `dL/dX = Wᵀ dZ` into `dx` (`IN x n`) from `dz = dL/dZ` (`OUT x n`): the part of
     /// [`Dense::backward`] that passes the gradient on to the layer below.
-    pub fn input_gradient(&self, dz: &[T], n: usize, dx: &mut [T]) {
+    pub fn linear_input_gradient(&self, dz: &[T], n: usize, dx: &mut [T]) {
         self.input_product(dz, n, dx, None);
     }
 
@@ -175,21 +232,21 @@ impl<T: Float, const IN: usize, const OUT: usize> Dense<T, IN, OUT> {
         );
     }
 
-    /// [`Dense::input_gradient`] carried on through the activation `f` of the layer below,
+    /// [`Dense::linear_input_gradient`] carried on through the activation `f` of the layer below,
     /// whose pre-activation and output are `z` and `a` (`IN x n`; `z` may be `a` when `f`
     /// does not need it): `dx = (Wᵀ dZ) ⊙ f'(z)`. An element-wise `f` is applied by the
     /// product's epilogue, part by part on the thread that computed it; others after it.
-    pub fn input_gradient_activated<A: Activation<T>>(
+    pub fn input_gradient_activated<F: Activation<T>>(
         &self,
         dz: &[T],
         n: usize,
         dx: &mut [T],
-        f: &A,
+        f: &F,
         z: &[T],
         a: &[T],
     ) {
-        if !A::ELEMENTWISE {
-            self.input_gradient(dz, n, dx);
+        if !F::ELEMENTWISE {
+            self.linear_input_gradient(dz, n, dx);
             f.backward(&z[..IN * n], &a[..IN * n], &mut dx[..IN * n], IN);
             return;
         }
@@ -310,7 +367,7 @@ mod tests {
         layer.bias = Some(Param::from_fn(|i, _| i as f64));
         let x: Vec<f64> = (0..5 * 4).map(|i| (i as f64).sin()).collect();
         let mut z = vec![0.0; 3 * 4];
-        layer.forward(&x, &mut z, 4);
+        layer.linear(&x, &mut z, 4);
         for s in 0..4 {
             let xs = SVector::<f64, 5>::from_column_slice(&x[5 * s..5 * s + 5]);
             let zs = layer.apply(&xs);
@@ -332,7 +389,7 @@ mod tests {
             for n in [1, 9, 64] {
                 let x: Vec<f32> = (0..300 * n).map(|i| (i as f32 * 0.37).sin()).collect();
                 let mut want = vec![0.0; 70 * n];
-                layer.forward(&x, &mut want, n);
+                layer.linear(&x, &mut want, n);
                 f.forward_in_place(&mut want, 70);
                 let mut got = vec![f32::NAN; 70 * n];
                 layer.forward_activated(&x, &mut got, n, &f);
@@ -365,7 +422,7 @@ mod tests {
                 let mut a = vec![0.0; 300 * n];
                 f.forward(&z, &mut a, 300);
                 let mut want = vec![0.0; 300 * n];
-                layer.input_gradient(&dz, n, &mut want);
+                layer.linear_input_gradient(&dz, n, &mut want);
                 f.backward(&z, &a, &mut want, 300);
                 let mut got = vec![f32::NAN; 300 * n];
                 layer.input_gradient_activated(&dz, n, &mut got, &f, &z, &a);
@@ -389,10 +446,10 @@ mod tests {
         let c: Vec<f64> = (0..3 * n).map(|i| i as f64 - 2.0).collect();
         let loss = |l: &Dense<f64, 4, 3>, x: &[f64]| {
             let mut z = vec![0.0; 3 * n];
-            l.forward(x, &mut z, n);
+            l.linear(x, &mut z, n);
             z.iter().zip(&c).map(|(z, c)| z * c).sum::<f64>()
         };
-        let mut grad = Dense::<f64, 4, 3>::zeros(true);
+        let mut grad = DenseGradients::<f64, 4, 3>::zeros(true);
         let mut dx = vec![0.0; 4 * n];
         layer.backward(&x, &c, n, &mut grad, Some(&mut dx));
         let h = 1e-6;
