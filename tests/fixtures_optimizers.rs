@@ -223,6 +223,7 @@ fn tensor(rows: usize, cols: usize) -> TensorInfo {
         rows,
         cols,
         is_bias: false,
+        trainable: true,
         l1: 0.0,
         l2: 0.0,
     }

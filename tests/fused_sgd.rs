@@ -47,7 +47,7 @@ fn setup<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
 
 /// Records `x` (dropout masks from `seed`) and puts a fixed output gradient in the tape.
 fn record<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
-    net: &N,
+    net: &mut N,
     x: &Batch<N::Scalar, IN>,
     tape: &mut N::Tape,
     seed: u64,
@@ -69,7 +69,7 @@ fn both_ways<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     let before = net.to_flat();
     let mut tape = net.new_tape();
 
-    record(&net, &x, &mut tape, seed);
+    record(&mut net, &x, &mut tape, seed);
     let mut grads = net.zero_gradients();
     net.backward(x.as_view(), &mut tape, GradientOf::Output, &mut grads);
     let mut checked = sgd.clone();
@@ -77,7 +77,7 @@ fn both_ways<N: Network<IN, OUT>, const IN: usize, const OUT: usize>(
     let stepped = net.to_flat();
 
     net.copy_from_flat(&before);
-    record(&net, &x, &mut tape, seed);
+    record(&mut net, &x, &mut tape, seed);
     let scale = sgd.linear_step().expect("plain SGD is a linear step");
     let outcome = net.backward_sgd(
         x.as_view(),

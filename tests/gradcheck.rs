@@ -65,7 +65,7 @@ fn a_wrong_gradient_is_caught() {
     use nn::runtime::gradcheck::{analytic_gradient, compare_with_finite_differences};
     let mut net = Smooth::init(&mut StdRng::seed_from_u64(9));
     let x = batch::<3>(4, 10);
-    let mut flat = analytic_gradient(&net, &x, 11);
+    let mut flat = analytic_gradient(&mut net, &x, 11);
     assert!(compare_with_finite_differences(&mut net, &x, 11, &flat).max_error < 1e-6);
     // One element off by 1 % is caught, at that element.
     let k = Smooth::TENSORS[0].len() + 1; // dense0.bias[1]

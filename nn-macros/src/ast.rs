@@ -43,6 +43,13 @@ pub enum LayerKindAst {
         /// The probability, if it parsed as a number.
         p: Option<Number>,
     },
+    /// `batch_norm` or `layer_norm`, with options.
+    Norm {
+        /// The kind's name.
+        keyword: Ident,
+        /// `key = value` options.
+        options: Vec<OptionAst>,
+    },
     /// Any other name: an activation layer, or a mistake the checker reports.
     Named(CallAst),
     /// A layer whose syntax was wrong; the error is already recorded.

@@ -2,16 +2,14 @@
 
 use crate::ast::*;
 use crate::diag::Diagnostics;
-use crate::ir::{
-    self, Act, ConstCheck, ConstWidths, Dim, Init, InitChoice, LayerKind, Scalar, ACTIVATION_NAMES,
-};
+use crate::ir::{self, Act, ConstCheck, ConstWidths, Dim, Init, InitChoice, LayerKind, Scalar};
 use crate::suggest::did_you_mean;
+use crate::table::{self, ACTIVATION_NAMES};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use std::collections::HashMap;
 
 /// Option names a dense layer accepts.
-const OPTIONS: &[&str] = &["init", "bias", "l1", "l2"];
 /// Initialization schemes.
 const INITS: &[&str] = &["he", "xavier", "lecun", "zeros", "normal"];
 
@@ -105,7 +103,9 @@ pub fn network(ast: NetworkAst, diag: &mut Diagnostics) -> Option<ir::Network> {
                     }
                     _ => None,
                 },
-                LayerKindAst::Dropout { .. } | LayerKindAst::Named(_) => prev,
+                LayerKindAst::Dropout { .. }
+                | LayerKindAst::Named(_)
+                | LayerKindAst::Norm { .. } => prev,
                 LayerKindAst::Invalid => None,
             };
             continue;
@@ -308,7 +308,7 @@ fn check_layer(
                 softmax_error(&d.activations[0].tokens, &describe, diag);
                 act_ok = false;
             }
-            let opts = options(&d.options, &describe, diag);
+            let opts = options("dense", &d.options, &describe, diag);
             let (input, output, opts) = (input?, output?, opts?);
             if !act_ok {
                 return None;
@@ -366,6 +366,37 @@ fn check_layer(
                     input: Dim::Lit(0),
                     output: Dim::Lit(0),
                     kind: LayerKind::Dropout { p: p.value },
+                },
+                input_tokens: TokenStream::new(),
+                explicit_init: false,
+            })
+        }
+        LayerKindAst::Norm {
+            keyword,
+            options: opts,
+        } => {
+            let kind = keyword.to_string();
+            let o = options(&kind, opts, &describe, diag)?;
+            let kind_ir = match kind.as_str() {
+                "batch_norm" => LayerKind::BatchNorm {
+                    momentum: o.momentum,
+                    eps: o.eps,
+                    affine: o.affine,
+                },
+                _ => LayerKind::LayerNorm {
+                    eps: o.eps,
+                    affine: o.affine,
+                },
+            };
+            Some(Checked {
+                layer: ir::Layer {
+                    position: i,
+                    name: name(&kind),
+                    text: layer.text.clone(),
+                    tokens: layer.tokens.clone(),
+                    input: Dim::Lit(0),
+                    output: Dim::Lit(0),
+                    kind: kind_ir,
                 },
                 input_tokens: TokenStream::new(),
                 explicit_init: false,
@@ -511,20 +542,33 @@ fn activation_of(call: &CallAst, describe: &str, diag: &mut Diagnostics) -> Opti
     act
 }
 
-/// A dense layer's options.
+/// A layer's options, with the defaults of those not given (PyTorch's for the norms).
 struct Options {
     init: Option<Init>,
     bias: bool,
     l1: f64,
     l2: f64,
+    momentum: f64,
+    eps: f64,
+    affine: bool,
 }
 
-fn options(opts: &[OptionAst], describe: &str, diag: &mut Diagnostics) -> Option<Options> {
+/// The options of a layer of kind `kind`, each checked against the kind's list in the table.
+fn options(
+    kind: &str,
+    opts: &[OptionAst],
+    describe: &str,
+    diag: &mut Diagnostics,
+) -> Option<Options> {
+    let allowed = table::options(kind);
     let mut out = Options {
         init: None,
         bias: true,
         l1: 0.0,
         l2: 0.0,
+        momentum: 0.1,
+        eps: 1e-5,
+        affine: true,
     };
     let mut seen: Vec<String> = Vec::new();
     let mut ok = true;
@@ -551,6 +595,18 @@ fn options(opts: &[OptionAst], describe: &str, diag: &mut Diagnostics) -> Option
             ));
             ok = false;
         };
+        if !allowed.contains(&key.as_str()) {
+            diag.error(
+                o.key.span(),
+                format!(
+                    "{describe}: unknown option `{key}`{}\nhelp: {kind} layers take the options {}",
+                    did_you_mean(&key, allowed),
+                    table::and_list(&allowed.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+                ),
+            );
+            ok = false;
+            continue;
+        }
         match key.as_str() {
             "init" => match &o.value {
                 OptionValue::Call(c) => match (c.name.to_string().as_str(), c.args.as_deref()) {
@@ -589,16 +645,23 @@ fn options(opts: &[OptionAst], describe: &str, diag: &mut Diagnostics) -> Option
                 }
                 _ => bad("a non-negative number (the penalty coefficient)", diag),
             },
-            _ => {
-                diag.error(
-                    o.key.span(),
-                    format!(
-                        "{describe}: unknown option `{key}`{}\nhelp: dense layers take the options init, bias, l1 and l2",
-                        did_you_mean(&key, OPTIONS)
-                    ),
-                );
-                ok = false;
-            }
+            "momentum" => match &o.value {
+                OptionValue::Number(n) if (0.0..=1.0).contains(&n.value) => out.momentum = n.value,
+                _ => bad(
+                    "a number in [0, 1] (the weight of a batch in the running statistics)",
+                    diag,
+                ),
+            },
+            "eps" => match &o.value {
+                OptionValue::Number(n) if n.value > 0.0 && n.value.is_finite() => out.eps = n.value,
+                _ => bad("a positive number (added to the variance)", diag),
+            },
+            "affine" => match &o.value {
+                OptionValue::Call(c) if c.args.is_none() && c.name == "true" => out.affine = true,
+                OptionValue::Call(c) if c.args.is_none() && c.name == "false" => out.affine = false,
+                _ => bad("`true` or `false`", diag),
+            },
+            _ => bad("an option this layer kind takes", diag),
         }
     }
     ok.then_some(out)
@@ -774,7 +837,8 @@ mod tests {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(
             errs[0].starts_with("layer 2: unknown layer `conv`")
-                && errs[0].contains("help: layers are `dense(IN -> OUT, ...)`"),
+                && errs[0].contains("help: layers are `dense(IN -> OUT, ...)`")
+                && errs[0].contains("`dropout(p)`, `batch_norm`, `layer_norm`"),
             "{}",
             errs[0]
         );

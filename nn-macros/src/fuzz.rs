@@ -5,28 +5,10 @@ use proc_macro2::TokenStream;
 use proptest::prelude::*;
 use std::str::FromStr;
 
-/// Fragments a definition is made of, plus garbage.
+/// Fragments a definition is made of beyond the table's names (see [`atoms`]), plus garbage.
 const ATOMS: &[&str] = &[
-    "dense",
-    "dropout",
-    "relu",
-    "softmax",
-    "tanh",
-    "sigmoid",
-    "leaky_relu",
-    "elu",
-    "gelu",
-    "gelu_tanh",
-    "softplus",
-    "silu",
-    "identity",
-    "linear",
     "rleu",
     "dense2",
-    "init",
-    "bias",
-    "l1",
-    "l2",
     "he",
     "xavier",
     "normal",
@@ -73,6 +55,21 @@ const ATOMS: &[&str] = &[
     "0x10",
 ];
 
+/// Every layer kind, activation and option of the DSL's table, then [`ATOMS`].
+fn atoms() -> Vec<&'static str> {
+    let mut out = crate::table::layer_names();
+    for kind in crate::table::KINDS {
+        out.extend(
+            kind.options
+                .iter()
+                .filter(|o| !out.contains(o))
+                .collect::<Vec<_>>(),
+        );
+    }
+    out.extend_from_slice(ATOMS);
+    out
+}
+
 /// Output of the expander for a token string, if it lexes.
 fn expand(text: &str) -> Option<String> {
     let tokens = TokenStream::from_str(text).ok()?;
@@ -91,11 +88,20 @@ fn valid_layers() -> impl Strategy<Value = Vec<String>> {
         "elu(0.5)",
         "leaky_relu(0.2)",
     ]);
-    prop::collection::vec((1usize..40, act, prop::bool::ANY), 1..6).prop_map(|spec| {
+    let norm = prop::sample::select(vec![
+        "",
+        "batch_norm",
+        "layer_norm(eps = 1e-3)",
+        "batch_norm(momentum = 0.3, affine = false)",
+    ]);
+    prop::collection::vec((1usize..40, act, norm, prop::bool::ANY), 1..6).prop_map(|spec| {
         let mut layers = Vec::new();
         let mut width = 5;
-        for (out, act, dropout) in spec {
+        for (out, act, norm, dropout) in spec {
             layers.push(format!("dense({width} -> {out}, {act})"));
+            if !norm.is_empty() {
+                layers.push(norm.to_string());
+            }
             if dropout {
                 layers.push("dropout(0.25)".to_string());
             }
@@ -121,7 +127,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_token_soup_never_panics(atoms in prop::collection::vec(prop::sample::select(ATOMS), 0..40)) {
+    fn random_token_soup_never_panics(atoms in prop::collection::vec(prop::sample::select(atoms()), 0..40)) {
         assert_well_formed(&atoms.join(" "));
     }
 
@@ -137,7 +143,7 @@ proptest! {
     fn mutated_definitions_never_panic(
         layers in valid_layers(),
         cut in 0usize..200,
-        insert in prop::sample::select(ATOMS),
+        insert in prop::sample::select(atoms()),
         at in 0usize..200,
         drop in 0usize..200,
     ) {

@@ -218,6 +218,22 @@ pub enum LayerKind {
     },
     /// A standalone activation layer.
     Activation(Act),
+    /// `batch_norm(...)`: PyTorch's `BatchNorm1d` over the features.
+    BatchNorm {
+        /// The weight of a batch in the running statistics.
+        momentum: f64,
+        /// Added to the variance.
+        eps: f64,
+        /// Whether `γ` and `β` are learned.
+        affine: bool,
+    },
+    /// `layer_norm(...)`: PyTorch's `LayerNorm` over the features of each sample.
+    LayerNorm {
+        /// Added to the variance.
+        eps: f64,
+        /// Whether `γ` and `β` are learned.
+        affine: bool,
+    },
 }
 
 /// An activation with its parameters.
@@ -246,22 +262,6 @@ pub enum Act {
     /// `softmax`.
     Softmax,
 }
-
-/// Every activation name the DSL accepts.
-pub const ACTIVATION_NAMES: &[&str] = &[
-    "identity",
-    "linear",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "elu",
-    "gelu",
-    "gelu_tanh",
-    "softplus",
-    "silu",
-    "softmax",
-];
 
 impl Act {
     /// The DSL name.

@@ -19,6 +19,7 @@ mod parse;
 #[cfg(test)]
 mod snapshots;
 mod suggest;
+mod table;
 
 use proc_macro::TokenStream;
 

@@ -5,8 +5,8 @@
 
 use crate::ast::*;
 use crate::diag::Diagnostics;
-use crate::ir::ACTIVATION_NAMES;
 use crate::suggest::did_you_mean;
+use crate::table::{self, ACTIVATION_NAMES};
 use proc_macro2::{Delimiter, Group, Spacing, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::parse::{ParseStream, Parser};
@@ -212,6 +212,7 @@ fn layer(i: usize, seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
                 },
             }
         }
+        ("batch_norm" | "layer_norm", g) => norm(&ctx, name, g.as_ref(), tokens, diag),
         (other, _) if !ACTIVATION_NAMES.contains(&other) => {
             unknown_layer(i, name, diag);
             invalid(raw_text, tokens)
@@ -227,18 +228,17 @@ fn layer(i: usize, seg: Vec<TokenTree>, diag: &mut Diagnostics) -> LayerAst {
     }
 }
 
-/// A layer name that is neither `dense`, `dropout` nor an activation: reported under the name,
+/// A layer name that is neither a kind of the table nor an activation: reported under the name,
 /// before its arguments are looked at (`conv(4 -> 3, relu)` is an unknown layer, not an
 /// activation with odd arguments), with the kinds there are and the closest of them.
 fn unknown_layer(i: usize, name: &Ident, diag: &mut Diagnostics) {
-    let mut candidates = vec!["dense", "dropout"];
-    candidates.extend_from_slice(ACTIVATION_NAMES);
     diag.error(
         name.span(),
         format!(
-            "layer {}: unknown layer `{name}`{}\nhelp: layers are `dense(IN -> OUT, ...)`, `dropout(p)` and the activations {}",
+            "layer {}: unknown layer `{name}`{}\nhelp: layers are {} and the activations {}",
             i + 1,
-            did_you_mean(&name.to_string(), &candidates),
+            did_you_mean(&name.to_string(), &table::layer_names()),
+            table::kinds_help(),
             ACTIVATION_NAMES.join(", ")
         ),
     );
@@ -305,47 +305,10 @@ fn dense(ctx: &str, g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> L
     let mut activations = Vec::new();
     let mut options = Vec::new();
     for seg in segs.iter().skip(1) {
-        if let Some(eq) = seg.iter().position(|t| is_punct(t, '=')) {
-            let TokenTree::Ident(key) = &seg[0] else {
-                diag.push(syn::Error::new_spanned(
-                    stream(seg),
-                    format!("{ctx}: expected an option name before `=`\nhelp: options are `init`, `bias`, `l1` and `l2`, e.g. `l2 = 1e-4`"),
-                ));
-                continue;
-            };
-            if eq != 1 {
-                diag.push(syn::Error::new_spanned(
-                    stream(seg),
-                    format!("{ctx}: expected `{key} = value`, found `{}`\nhelp: write one option per comma, e.g. `init = he, l2 = 1e-4`", compact(&stream(seg))),
-                ));
-                continue;
+        if seg.iter().any(|t| is_punct(t, '=')) {
+            if let Some(o) = option(ctx, seg, "dense", diag) {
+                options.push(o);
             }
-            let value_tokens = &seg[2..];
-            let value = if let Some(n) = number(value_tokens) {
-                OptionValue::Number(n)
-            } else {
-                match value_tokens {
-                    [TokenTree::Ident(i)] => OptionValue::Call(CallAst {
-                        name: i.clone(),
-                        args: None,
-                        tokens: i.to_token_stream(),
-                    }),
-                    [TokenTree::Ident(i), TokenTree::Group(g)]
-                        if g.delimiter() == Delimiter::Parenthesis =>
-                    {
-                        match call(ctx, i.clone(), Some(g), diag) {
-                            Some(c) => OptionValue::Call(c),
-                            None => continue,
-                        }
-                    }
-                    other => OptionValue::Other(stream(other)),
-                }
-            };
-            options.push(OptionAst {
-                key: key.clone(),
-                value,
-                tokens: stream(seg),
-            });
         } else {
             match seg.as_slice() {
                 [TokenTree::Ident(name)] => {
@@ -389,6 +352,97 @@ fn dense(ctx: &str, g: &Group, tokens: TokenStream, diag: &mut Diagnostics) -> L
             activations,
             options,
         }),
+    }
+}
+
+/// `key = value` inside the parentheses of a layer of kind `kind` (whose options the help
+/// lists). `None` after an error.
+fn option(ctx: &str, seg: &[TokenTree], kind: &str, diag: &mut Diagnostics) -> Option<OptionAst> {
+    let eq = seg.iter().position(|t| is_punct(t, '='))?;
+    let TokenTree::Ident(key) = &seg[0] else {
+        diag.push(syn::Error::new_spanned(
+            stream(seg),
+            format!(
+                "{ctx}: expected an option name before `=`\nhelp: the options of `{kind}` are {}",
+                table::options_help(kind)
+            ),
+        ));
+        return None;
+    };
+    if eq != 1 {
+        diag.push(syn::Error::new_spanned(
+            stream(seg),
+            format!("{ctx}: expected `{key} = value`, found `{}`\nhelp: write one option per comma, e.g. `init = he, l2 = 1e-4`", compact(&stream(seg))),
+        ));
+        return None;
+    }
+    let value_tokens = &seg[2..];
+    let value = if let Some(n) = number(value_tokens) {
+        OptionValue::Number(n)
+    } else {
+        match value_tokens {
+            [TokenTree::Ident(i)] => OptionValue::Call(CallAst {
+                name: i.clone(),
+                args: None,
+                tokens: i.to_token_stream(),
+            }),
+            [TokenTree::Ident(i), TokenTree::Group(g)]
+                if g.delimiter() == Delimiter::Parenthesis =>
+            {
+                OptionValue::Call(call(ctx, i.clone(), Some(g), diag)?)
+            }
+            other => OptionValue::Other(stream(other)),
+        }
+    };
+    Some(OptionAst {
+        key: key.clone(),
+        value,
+        tokens: stream(seg),
+    })
+}
+
+/// `batch_norm`, `layer_norm`, or either with options in parentheses.
+fn norm(
+    ctx: &str,
+    name: &Ident,
+    g: Option<&Group>,
+    tokens: TokenStream,
+    diag: &mut Diagnostics,
+) -> LayerAst {
+    let mut options = Vec::new();
+    if let Some(g) = g {
+        let inner: Vec<TokenTree> = g.stream().into_iter().collect();
+        for seg in split_commas(&inner) {
+            if seg.iter().any(|t| is_punct(t, '=')) {
+                if let Some(o) = option(ctx, &seg, &name.to_string(), diag) {
+                    options.push(o);
+                }
+            } else {
+                let kind = table::kind(&name.to_string()).map_or("", |k| k.syntax);
+                diag.push(syn::Error::new_spanned(
+                    if seg.is_empty() { g.to_token_stream() } else { stream(&seg) },
+                    format!(
+                        "{ctx}: expected an option `key = value`, found `{}`\nhelp: write `{name}` alone or with options, `{kind}`; its width is the previous layer's",
+                        compact(&stream(&seg))
+                    ),
+                ));
+            }
+        }
+    }
+    let text = match options.is_empty() {
+        true => name.to_string(),
+        false => {
+            let parts: Vec<String> = options.iter().map(OptionAst::text).collect();
+            format!("{name}({})", parts.join(", "))
+        }
+    };
+    LayerAst {
+        text,
+        tokens,
+        kind: LayerKindAst::Norm {
+            keyword: name.clone(),
+            options,
+        },
     }
 }
 

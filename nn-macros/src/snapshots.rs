@@ -64,6 +64,28 @@ fn anonymous_f64() -> TokenStream {
     quote! { : f64 < dense(2 -> 4, tanh), dense(4 -> 1, sigmoid) > }
 }
 
+/// The normalization layers: batch norm (whose running statistics a training-mode forward
+/// moves), layer norm without affine parameters, and a batch norm with its options.
+fn norms() -> TokenStream {
+    quote! {
+        pub Deep <
+            dense(4 -> 6),
+            batch_norm,
+            relu,
+            dense(6 -> 6, tanh),
+            layer_norm(eps = 1e-3, affine = false),
+            dense(6 -> 5),
+            batch_norm(momentum = 0.3, eps = 1e-4, affine = false),
+            dense(5 -> 3, softmax),
+        >
+    }
+}
+
+#[test]
+fn norms_expansion() {
+    insta::assert_snapshot!("norms", expand_items(norms()));
+}
+
 #[test]
 fn mnist_expansion() {
     insta::assert_snapshot!("mnist", expand_items(mnist()));

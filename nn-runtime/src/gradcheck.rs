@@ -38,7 +38,7 @@ where
 /// The gradient of [`gradcheck`]'s probe loss by the network's own backward pass, flat in
 /// [`Parameters::to_flat`] order.
 pub fn analytic_gradient<N, const IN: usize, const OUT: usize>(
-    net: &N,
+    net: &mut N,
     x: &Batch<f64, IN>,
     seed: u64,
 ) -> Vec<f64>
@@ -80,7 +80,7 @@ where
     );
     let c = output_weights(OUT * x.ncols(), seed);
     let mut tape = net.new_tape();
-    let loss = |net: &N, tape: &mut N::Tape| -> f64 {
+    let loss = |net: &mut N, tape: &mut N::Tape| -> f64 {
         net.forward_train(x.as_view(), tape, &mut StdRng::seed_from_u64(seed));
         let parts = tape.output_parts();
         parts.output.iter().zip(&c).map(|(o, c)| o * c).sum()
@@ -94,8 +94,14 @@ where
         element: 0,
         compared: 0,
     };
-    let mut k = 0;
+    // `k` counts the network's values (statistics included), `a` the analytic gradient's
+    // (trainable tensors only).
+    let (mut k, mut a) = (0, 0);
     for info in N::TENSORS {
+        if !info.trainable {
+            k += info.len();
+            continue;
+        }
         for element in 0..info.len() {
             probe[k] = base[k] + H;
             net.copy_from_flat(&probe);
@@ -105,8 +111,8 @@ where
             let minus = loss(net, &mut tape);
             probe[k] = base[k];
             let numeric = (plus - minus) / (2.0 * H);
-            let a = analytic[k];
-            let err = (a - numeric).abs() / a.abs().max(numeric.abs()).max(1e-3);
+            let grad = analytic[a];
+            let err = (grad - numeric).abs() / grad.abs().max(numeric.abs()).max(1e-3);
             if err > worst.max_error || worst.tensor.is_empty() {
                 worst.max_error = err;
                 worst.tensor = info.name;
@@ -114,6 +120,7 @@ where
             }
             worst.compared += 1;
             k += 1;
+            a += 1;
         }
     }
     net.copy_from_flat(&base);

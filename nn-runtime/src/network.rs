@@ -56,6 +56,10 @@ pub enum LayerKind {
     Dropout,
     /// A standalone activation layer such as `relu`.
     Activation,
+    /// `batch_norm(...)`.
+    BatchNorm,
+    /// `layer_norm(...)`.
+    LayerNorm,
 }
 
 /// One layer of a network as the DSL defined it.
@@ -90,6 +94,11 @@ pub struct TensorInfo {
     pub cols: usize,
     /// Whether this is a bias vector (penalties apply to weights only unless asked).
     pub is_bias: bool,
+    /// Whether training changes it by its gradient (weights, biases, a norm's `γ` and `β`).
+    /// `false` for statistics a layer keeps (batch norm's running mean and variance), which
+    /// are saved, loaded and snapshotted with the parameters but have no gradient, no
+    /// optimizer state and no penalty, and are not counted in `PARAMS`.
+    pub trainable: bool,
     /// The layer's own L1 penalty coefficient from the DSL (`l1 = x`), else 0.
     pub l1: f64,
     /// The layer's own L2 penalty coefficient from the DSL (`l2 = x`), else 0.
@@ -291,9 +300,11 @@ pub trait Network<const IN: usize, const OUT: usize>:
     fn zero_gradients(&self) -> Self::Gradients;
 
     /// Training-mode forward pass: records every activation (and dropout masks, drawn from
-    /// `rng`) in `tape`; the output is in [`Tape::output_parts`].
+    /// `rng`) in `tape`; the output is in [`Tape::output_parts`]. Takes `&mut self` because
+    /// training mode moves the statistics some layers keep (batch norm's running mean and
+    /// variance), as PyTorch's `forward` in `train()` mode does.
     fn forward_train<R: Rng + ?Sized>(
-        &self,
+        &mut self,
         x: BatchView<'_, Self::Scalar, IN>,
         tape: &mut Self::Tape,
         rng: &mut R,

@@ -67,7 +67,7 @@ impl Penalty {
     /// The coefficients $(\lambda_1, \lambda_2)$ for `tensor` (global plus the tensor's own), or
     /// `None` when it is not penalized (a bias without `include_bias`, or both zero).
     pub fn coefficients(&self, tensor: &TensorInfo) -> Option<(f64, f64)> {
-        if tensor.is_bias && !self.include_bias {
+        if !tensor.trainable || (tensor.is_bias && !self.include_bias) {
             return None;
         }
         let (l1, l2) = (self.l1 + tensor.l1, self.l2 + tensor.l2);
@@ -236,6 +236,7 @@ mod tests {
         rows: 2,
         cols: 2,
         is_bias: false,
+        trainable: true,
         l1: 0.0,
         l2: 0.0,
     };
@@ -245,6 +246,7 @@ mod tests {
         rows: 2,
         cols: 1,
         is_bias: true,
+        trainable: true,
         l1: 0.5,
         l2: 0.0,
     };

@@ -74,6 +74,13 @@ sections = [
   ("bias_not_bool", "`bias` given something other than `true`/`false`."),
   ("l2_negative", "A negative penalty coefficient (`l1` likewise)."),
  ]),
+ ("Options of batch_norm and layer_norm", [
+  ("norm_unknown_option", "An option `batch_norm` does not take, with a suggestion (`momentum`, `eps`, `affine`)."),
+  ("norm_option_of_another_kind", "`layer_norm` takes `eps` and `affine`; `momentum` belongs to `batch_norm` (its running statistics)."),
+  ("norm_momentum_out_of_range", "`momentum` outside [0, 1]."),
+  ("norm_eps_not_positive", "`eps` that is not positive."),
+  ("norm_width_argument", "A width given to a norm: its width is the previous layer's."),
+ ]),
  ("Many mistakes at once", [
   ("several_errors_at_once", "Every independent mistake of a definition is reported in one compile."),
  ]),

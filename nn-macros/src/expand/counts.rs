@@ -16,10 +16,23 @@ fn join_sum(terms: impl Iterator<Item = TokenStream>) -> TokenStream {
     }
 }
 
-/// A dense layer as `(IN, OUT, bias)`.
-fn triple(l: &Layer) -> (&Dim, &Dim, bool) {
-    let bias = matches!(l.kind, LayerKind::Dense { bias: true, .. });
-    (&l.input, &l.output, bias)
+/// The trainable parameters of a layer as `(IN, OUT, bias)`, counting `IN x OUT (+ OUT)`:
+/// a dense layer's weights and bias, a norm's `γ` and `β` as `2 x N`; `None` for a layer
+/// without.
+fn triple(l: &Layer) -> Option<(Dim, Dim, bool)> {
+    let (i, o) = (l.input.clone(), l.output.clone());
+    match l.kind {
+        LayerKind::Dense { bias, .. } => Some((i, o, bias)),
+        LayerKind::BatchNorm { affine: true, .. } | LayerKind::LayerNorm { affine: true, .. } => {
+            Some((Dim::Lit(2), o, false))
+        }
+        _ => None,
+    }
+}
+
+/// The layers with trainable parameters.
+fn param_layers<'a>(g: &'a Gen) -> impl Iterator<Item = &'a Layer> {
+    g.net.layers.iter().filter(|l| triple(l).is_some())
 }
 
 fn dense_layers<'a>(g: &'a Gen) -> impl Iterator<Item = &'a Layer> {
@@ -32,7 +45,7 @@ fn dense_layers<'a>(g: &'a Gen) -> impl Iterator<Item = &'a Layer> {
 /// `Σ IN x OUT (+ OUT with a bias)` over `layers`: plain arithmetic when all their widths
 /// are literals (the macro checked that these fit), else saturating through the runtime,
 /// so that an overflow is reported once, by the assertion of [`overflow_checks`].
-fn count_expr<'b>(g: &Gen, layers: impl Iterator<Item = (&'b Dim, &'b Dim, bool)>) -> TokenStream {
+fn count_expr(g: &Gen, layers: impl Iterator<Item = (Dim, Dim, bool)>) -> TokenStream {
     let rt = g.rt;
     let layers: Vec<_> = layers.collect();
     let literal = |d: &Dim| matches!(d, Dim::Lit(_));
@@ -48,7 +61,7 @@ fn count_expr<'b>(g: &Gen, layers: impl Iterator<Item = (&'b Dim, &'b Dim, bool)
 }
 
 /// For a network with a `const` width (the macro checked literal widths itself): one
-/// `const` assertion per dense layer that the parameter count fits in usize. Only the
+/// `const` assertion per layer with parameters that the parameter count fits in usize. Only the
 /// first layer where the running sum overflows fails, so the user sees one error, under
 /// that layer. `FLOPS` (`Σ IN x OUT`) is at most `PARAMS`.
 fn overflow_checks(g: &Gen) -> Vec<TokenStream> {
@@ -56,12 +69,11 @@ fn overflow_checks(g: &Gen) -> Vec<TokenStream> {
         return Vec::new();
     }
     let rt = g.rt;
-    let list = dense_layers(g).map(|l| {
-        let (i, o, bias) = triple(l);
-        quote!((#i, #o, #bias))
-    });
+    let list = param_layers(g)
+        .filter_map(triple)
+        .map(|(i, o, bias)| quote!((#i, #o, #bias)));
     let list = quote!(&[#(#list),*]);
-    dense_layers(g)
+    param_layers(g)
         .enumerate()
         .map(|(k, l)| {
             let k = proc_macro2::Literal::usize_unsuffixed(k);
@@ -94,18 +106,19 @@ fn layer_infos(g: &Gen) -> Vec<TokenStream> {
         .map(|l| {
             let (lname, text) = (l.name.to_string(), &l.text);
             let (i, o) = (&l.input, &l.output);
-            let (kind, params, flops) = match l.kind {
-                LayerKind::Dense { bias, .. } => (
-                    quote!(#rt::LayerKind::Dense),
-                    count_expr(g, std::iter::once((i, o, bias))),
-                    count_expr(g, std::iter::once((i, o, false))),
-                ),
-                LayerKind::Dropout { .. } => {
-                    (quote!(#rt::LayerKind::Dropout), quote!(0), quote!(0))
+            let kind = match l.kind {
+                LayerKind::Dense { .. } => quote!(#rt::LayerKind::Dense),
+                LayerKind::Dropout { .. } => quote!(#rt::LayerKind::Dropout),
+                LayerKind::Activation(_) => quote!(#rt::LayerKind::Activation),
+                LayerKind::BatchNorm { .. } => quote!(#rt::LayerKind::BatchNorm),
+                LayerKind::LayerNorm { .. } => quote!(#rt::LayerKind::LayerNorm),
+            };
+            let params = count_expr(g, triple(l).into_iter());
+            let flops = match l.kind {
+                LayerKind::Dense { .. } => {
+                    count_expr(g, std::iter::once((i.clone(), o.clone(), false)))
                 }
-                LayerKind::Activation(_) => {
-                    (quote!(#rt::LayerKind::Activation), quote!(0), quote!(0))
-                }
+                _ => quote!(0),
             };
             quote!(#rt::LayerInfo { name: #lname, text: #text, kind: #kind, inputs: #i, outputs: #o, params: #params, flops: #flops })
         })
@@ -118,8 +131,11 @@ pub(super) fn items(g: &Gen) -> TokenStream {
     let name = &net.name;
     let (input, output) = (net.input(), net.output());
     let dsl = net.dsl();
-    let params = count_expr(g, dense_layers(g).map(triple));
-    let flops = count_expr(g, dense_layers(g).map(|l| (&l.input, &l.output, false)));
+    let params = count_expr(g, param_layers(g).filter_map(triple));
+    let flops = count_expr(
+        g,
+        dense_layers(g).map(|l| (l.input.clone(), l.output.clone(), false)),
+    );
     let layer_infos = layer_infos(g);
     let const_checks = net.const_checks.iter().map(|c| {
         let (cond, msg) = (&c.cond, &c.message);
@@ -138,7 +154,8 @@ pub(super) fn items(g: &Gen) -> TokenStream {
             pub const INPUTS: usize = #input;
             #doc_output
             pub const OUTPUTS: usize = #output;
-            /// Number of parameters (weights and biases).
+            /// Number of trainable parameters (weights and biases, norms' `γ` and `β`; not
+            /// batch norm's running statistics).
             pub const PARAMS: usize = #params;
             /// Multiply-adds per sample in the forward pass (`Σ IN x OUT` over dense layers).
             pub const FLOPS: usize = #flops;

@@ -90,6 +90,26 @@ pub(super) fn methods(g: &Gen) -> TokenStream {
     let predict = predict_body(g);
     let forward = forward_body(g);
     let record = record_body(g);
+    // The layers whose statistics a training-mode pass moves, each from its own tape.
+    let statistics = net
+        .layers
+        .iter()
+        .filter(|l| Gen::keeps_statistics(l))
+        .map(|l| {
+            let f = &l.name;
+            let m = marker(l);
+            quote!(#m self.#f.update_statistics(&tape.#f, tape.batch);)
+        });
+    let statistics: Vec<_> = statistics.collect();
+    let forward_train_body = if statistics.is_empty() {
+        quote!(self.record(x, tape, rng, true);)
+    } else {
+        quote! {
+            use #rt::layer::Layer as _;
+            self.record(x, tape, rng, true);
+            #(#statistics)*
+        }
+    };
     quote! {
         /// Inference on one sample, on the stack: no heap allocation.
         #[must_use]
@@ -113,14 +133,15 @@ pub(super) fn methods(g: &Gen) -> TokenStream {
         }
 
         /// Training-mode forward pass: records every layer's output (and dropout masks,
-        /// drawn from `rng`) in `tape`.
+        /// drawn from `rng`) in `tape`, and moves the statistics layers keep (batch norm's
+        /// running mean and variance).
         pub fn forward_train<R: #rt::rand::Rng + ?Sized>(
-            &self,
+            &mut self,
             x: #rt::BatchView<'_, #t, #input>,
             tape: &mut #tape_name,
             rng: &mut R,
         ) {
-            self.record(x, tape, rng, true);
+            #forward_train_body
         }
 
         /// Inference-mode forward pass recorded in `tape` (dropout is the identity), so a
@@ -130,7 +151,8 @@ pub(super) fn methods(g: &Gen) -> TokenStream {
         }
 
         /// Runs every layer on a batch, recording outputs in `tape`; dropout draws masks
-        /// from `rng` when `training`, else is the identity.
+        /// from `rng` when `training`, else is the identity, and batch norm uses the
+        /// batch's statistics when `training`, else its running ones.
         fn record<R: #rt::rand::Rng + ?Sized>(
             &self,
             x: #rt::BatchView<'_, #t, #input>,

@@ -8,18 +8,65 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Ident;
 
-/// The tensors a layer persists, in its `Tensors::visit` order: `(name, rows, cols,
-/// is_bias)`.
-fn tensors_of(l: &Layer) -> Vec<(&'static str, TokenStream, TokenStream, bool)> {
+/// One tensor a layer persists: its name in the layer, shape, whether it is a bias, and
+/// whether it is trained (else a statistic).
+struct TensorSpec {
+    name: &'static str,
+    rows: TokenStream,
+    cols: TokenStream,
+    is_bias: bool,
+    trainable: bool,
+}
+
+fn spec(
+    name: &'static str,
+    rows: TokenStream,
+    cols: TokenStream,
+    is_bias: bool,
+    trainable: bool,
+) -> TensorSpec {
+    TensorSpec {
+        name,
+        rows,
+        cols,
+        is_bias,
+        trainable,
+    }
+}
+
+/// The tensors a layer persists, in its `Tensors::visit` order (trainable ones first), named
+/// as in PyTorch's `state_dict`.
+fn tensors_of(l: &Layer) -> Vec<TensorSpec> {
     let (i, o) = (&l.input, &l.output);
+    let affine = |affine: bool| match affine {
+        true => vec![
+            spec("weight", quote!(#o), quote!(1), false, true),
+            spec("bias", quote!(#o), quote!(1), true, true),
+        ],
+        false => Vec::new(),
+    };
     match l.kind {
         LayerKind::Dense { bias, .. } => {
-            let mut out = vec![("weight", quote!(#o), quote!(#i), false)];
+            let mut out = vec![spec("weight", quote!(#o), quote!(#i), false, true)];
             if bias {
-                out.push(("bias", quote!(#o), quote!(1), true));
+                out.push(spec("bias", quote!(#o), quote!(1), true, true));
             }
             out
         }
+        LayerKind::BatchNorm { affine: a, .. } => {
+            let mut out = affine(a);
+            out.push(spec("running_mean", quote!(#o), quote!(1), false, false));
+            out.push(spec("running_var", quote!(#o), quote!(1), false, false));
+            out.push(spec(
+                "num_batches_tracked",
+                quote!(1),
+                quote!(1),
+                false,
+                false,
+            ));
+            out
+        }
+        LayerKind::LayerNorm { affine: a, .. } => affine(a),
         LayerKind::Dropout { .. } | LayerKind::Activation(_) => Vec::new(),
     }
 }
@@ -47,10 +94,17 @@ fn tensor_table<'a>(g: &Gen<'a>) -> (Vec<TokenStream>, Vec<(&'a Layer, usize)>) 
             proc_macro2::Literal::f64_unsuffixed(l1),
             proc_macro2::Literal::f64_unsuffixed(l2),
         );
-        for (suffix, rows, cols, is_bias) in tensors {
+        for TensorSpec {
+            name,
+            rows,
+            cols,
+            is_bias,
+            trainable,
+        } in tensors
+        {
             let index = proc_macro2::Literal::usize_unsuffixed(infos.len());
-            let name = format!("{}.{suffix}", l.name);
-            infos.push(quote!(#rt::TensorInfo { index: #index, name: #name, rows: #rows, cols: #cols, is_bias: #is_bias, l1: #l1, l2: #l2 }));
+            let name = format!("{}.{name}", l.name);
+            infos.push(quote!(#rt::TensorInfo { index: #index, name: #name, rows: #rows, cols: #cols, is_bias: #is_bias, trainable: #trainable, l1: #l1, l2: #l2 }));
         }
     }
     (infos, firsts)
@@ -67,11 +121,15 @@ fn index(first: usize) -> TokenStream {
     }
 }
 
-/// `Parameters` for the network or its gradients: both visit each layer's tensors in the
-/// same order, through `Tensors`.
-fn parameters_impl(g: &Gen, ty: &Ident) -> TokenStream {
+/// `Parameters` for the network or (`grads`) its gradients: both visit each layer's tensors
+/// in the same order, through `Tensors`, the gradients only the trainable ones (the first of
+/// each layer, with the same `k`).
+fn parameters_impl(g: &Gen, ty: &Ident, grads: bool) -> TokenStream {
     let (rt, t) = (g.rt, g.t);
-    let (infos, firsts) = tensor_table(g);
+    let (infos, mut firsts) = tensor_table(g);
+    if grads {
+        firsts.retain(|(l, _)| g.parts(l).grads.is_some());
+    }
     let visits = firsts.iter().map(|(l, first)| {
         let (f, k) = (&l.name, index(*first));
         quote!(self.#f.visit(&mut |k, v| f(&Self::TENSORS[#k], v));)
@@ -115,13 +173,14 @@ pub(super) fn items(g: &Gen) -> TokenStream {
     });
     let last = &net.layers[net.layers.len() - 1];
     let out_act = g.act_ty(Gen::layer_act(last).unwrap_or(crate::ir::Act::Identity));
-    let (_, firsts) = tensor_table(g);
+    let (_, mut firsts) = tensor_table(g);
+    firsts.retain(|(l, _)| g.parts(l).grads.is_some());
     let pairs = firsts.iter().map(|(l, first)| {
         let (f, k) = (&l.name, index(*first));
         quote!(self.#f.visit_with_gradients(&grads.#f, &mut |k, p, g| f(&<Self as #rt::Parameters<#t>>::TENSORS[#k], p, g));)
     });
-    let params_self = parameters_impl(g, name);
-    let params_grads = parameters_impl(g, &grads_name);
+    let params_self = parameters_impl(g, name, false);
+    let params_grads = parameters_impl(g, &grads_name, true);
     quote! {
         impl #name {
             /// A freshly initialized network: weights by each layer's scheme (the
@@ -179,7 +238,7 @@ pub(super) fn items(g: &Gen) -> TokenStream {
                 #grads_name::zeros()
             }
 
-            fn forward_train<R: #rt::rand::Rng + ?Sized>(&self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, rng: &mut R) {
+            fn forward_train<R: #rt::rand::Rng + ?Sized>(&mut self, x: #rt::BatchView<'_, #t, #input>, tape: &mut #tape_name, rng: &mut R) {
                 #name::forward_train(self, x, tape, rng)
             }
 

@@ -177,7 +177,7 @@ impl Gen<'_> {
         match l.kind {
             LayerKind::Dense { activation, .. } => Some(activation),
             LayerKind::Activation(a) => Some(a),
-            LayerKind::Dropout { .. } => None,
+            _ => None,
         }
     }
 
@@ -241,7 +241,42 @@ impl Gen<'_> {
                     in_place: true,
                 }
             }
+            LayerKind::BatchNorm {
+                momentum,
+                eps,
+                affine,
+            } => {
+                let (m, e) = (
+                    proc_macro2::Literal::f64_unsuffixed(momentum),
+                    proc_macro2::Literal::f64_unsuffixed(eps),
+                );
+                let grads = quote!(#rt::layer::NormGradients<#t, #o>);
+                Parts {
+                    ty: quote!(#rt::layer::BatchNorm<#t, #o>),
+                    value: quote!(#rt::layer::BatchNorm::<#t, #o> { momentum: #m, eps: #e, affine: #affine, ..::core::default::Default::default() }),
+                    tape: Some(quote!(#rt::layer::BatchNormTape<#t>)),
+                    grads: affine.then(|| (grads.clone(), quote!(<#grads>::zeros(true)))),
+                    in_place: false,
+                }
+            }
+            LayerKind::LayerNorm { eps, affine } => {
+                let e = proc_macro2::Literal::f64_unsuffixed(eps);
+                let grads = quote!(#rt::layer::NormGradients<#t, #o>);
+                Parts {
+                    ty: quote!(#rt::layer::LayerNorm<#t, #o>),
+                    value: quote!(#rt::layer::LayerNorm::<#t, #o> { eps: #e, affine: #affine, ..::core::default::Default::default() }),
+                    tape: Some(quote!(#rt::layer::LayerNormTape<#t>)),
+                    grads: affine.then(|| (grads.clone(), quote!(<#grads>::zeros(true)))),
+                    in_place: false,
+                }
+            }
         }
+    }
+
+    /// Whether a layer keeps statistics that a training-mode forward moves
+    /// (`Layer::update_statistics`).
+    fn keeps_statistics(l: &Layer) -> bool {
+        matches!(l.kind, LayerKind::BatchNorm { .. })
     }
 
     /// `Layer<T, IN, OUT>` of a layer, for fully qualified calls.

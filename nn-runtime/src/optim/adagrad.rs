@@ -33,7 +33,7 @@ use crate::scalar::Float;
 /// use nn_runtime::optim::{Adagrad, Optimizer};
 /// use nn_runtime::TensorInfo;
 /// const W: TensorInfo =
-///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, trainable: true, l1: 0.0, l2: 0.0 };
 /// let mut opt = Adagrad::<f64>::new(0.1);
 /// let mut w = [1.0];
 /// for g in [0.5, 0.1] {

@@ -56,7 +56,7 @@ use crate::scalar::Float;
 /// use nn_runtime::optim::{Adam, Optimizer};
 /// use nn_runtime::TensorInfo;
 /// const W: TensorInfo =
-///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, trainable: true, l1: 0.0, l2: 0.0 };
 /// let mut opt = Adam::<f64>::new(1e-3); // betas (0.9, 0.999), eps 1e-8
 /// let mut w = [1.0];
 /// for g in [0.5, 0.1] {

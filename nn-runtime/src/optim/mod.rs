@@ -142,7 +142,7 @@ pub trait Optimizer<T: Float>: Send {
         tensors: &[TensorInfo],
     ) -> Result<(), OptimError> {
         for (name, values) in &state.buffers {
-            let tensor = tensors.iter().find(|t| {
+            let tensor = tensors.iter().filter(|t| t.trainable).find(|t| {
                 name.strip_prefix(t.name)
                     .and_then(|rest| rest.strip_prefix('.'))
                     .is_some_and(|buffer| !buffer.is_empty() && !buffer.contains('.'))
@@ -226,6 +226,7 @@ mod tests {
         rows: 2,
         cols: 2,
         is_bias: false,
+        trainable: true,
         l1: 0.0,
         l2: 0.0,
     };
@@ -235,6 +236,7 @@ mod tests {
         rows: 2,
         cols: 1,
         is_bias: true,
+        trainable: true,
         l1: 0.0,
         l2: 0.0,
     };

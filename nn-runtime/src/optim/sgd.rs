@@ -42,7 +42,7 @@ use crate::scalar::Float;
 /// use nn_runtime::optim::{Optimizer, Sgd};
 /// use nn_runtime::TensorInfo;
 /// const W: TensorInfo =
-///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, l1: 0.0, l2: 0.0 };
+///     TensorInfo { index: 0, name: "dense0.weight", rows: 1, cols: 1, is_bias: false, trainable: true, l1: 0.0, l2: 0.0 };
 /// let run = |mut sgd: Sgd<f64>| {
 ///     let mut w = [1.0];
 ///     for g in [0.5, 0.1] {

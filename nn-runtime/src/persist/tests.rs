@@ -21,6 +21,7 @@ const fn info(
         rows,
         cols,
         is_bias,
+        trainable: true,
         l1: 0.0,
         l2: 0.0,
     }
@@ -516,7 +517,7 @@ impl Network<2, 3> for Tiny {
         Flat::new(0.0)
     }
     fn forward_train<R: rand::Rng + ?Sized>(
-        &self,
+        &mut self,
         _: crate::BatchView<'_, f32, 2>,
         _: &mut NoTape,
         _: &mut R,
