@@ -15,10 +15,12 @@
 //! part, instead of in a pass of its own.
 
 pub(crate) mod activate;
+pub(crate) mod batch_norm;
 pub(crate) mod dense;
 pub(crate) mod dropout;
 
 pub use activate::Activate;
+pub use batch_norm::{BatchNorm, BatchNormTape, BatchTooSmall, NormGradients};
 pub use dense::{Dense, DenseGradients, DenseTape};
 pub use dropout::{Dropout, DropoutTape};
 
