@@ -18,11 +18,13 @@ pub(crate) mod activate;
 pub(crate) mod batch_norm;
 pub(crate) mod dense;
 pub(crate) mod dropout;
+pub(crate) mod layer_norm;
 
 pub use activate::Activate;
 pub use batch_norm::{BatchNorm, BatchNormTape, BatchTooSmall, NormGradients};
 pub use dense::{Dense, DenseGradients, DenseTape};
 pub use dropout::{Dropout, DropoutTape};
+pub use layer_norm::{LayerNorm, LayerNormTape};
 
 use crate::activation::{Activation, Identity};
 use crate::scalar::Float;
