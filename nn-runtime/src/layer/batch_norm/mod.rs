@@ -1,4 +1,7 @@
-//! Batch normalization, PyTorch's `BatchNorm1d`; the formulas are on [`BatchNorm`].
+//! Batch normalization, PyTorch's `BatchNorm1d`; the formulas are on [`BatchNorm`], the
+//! [`Layer`](super::Layer) trait in `chain.rs`.
+
+mod chain;
 
 use crate::network::ensure_len;
 use crate::scalar::Float;
@@ -16,7 +19,14 @@ use nalgebra::SVector;
 /// ```
 ///
 /// Each training batch moves the running statistics by `momentum`, with its unbiased
-/// variance, as PyTorch ([`BatchNorm::update_statistics`]).
+/// variance, as PyTorch ([`BatchNorm::try_update_statistics`]).
+///
+/// The layer implements [`Layer<T, N, N>`](super::Layer) (in `batch_norm/chain.rs`), with
+/// its own input-gradient buffer (not in place). Its [`Tensors`](super::Tensors) are, in
+/// order, `weight` (`k = 0`) and `bias` (`k = 1`) when `affine`, then `running_mean`,
+/// `running_var` and `num_batches_tracked` (`k = 2, 3, 4`, or `0, 1, 2` without `affine`);
+/// those of its [`NormGradients`] are `weight` and `bias` with the same `k` (none without
+/// `affine`).
 ///
 /// # Backward in training
 /// With `g = ∂L/∂x̂ = γ ⊙ dy`, `∂μ_i/∂x_ij = 1/n`, `∂σ²_i/∂x_ij = 2(x_ij − μ_i)/n` (as
@@ -36,8 +46,13 @@ use nalgebra::SVector;
 /// PyTorch refuses to train on one sample ("Expected more than 1 value per channel when
 /// training"): its unbiased variance `σ²·n/(n−1)` divides by zero. Here
 /// [`BatchNorm::check_batch`] gives that answer as a [`BatchTooSmall`] before a step, and
-/// [`BatchNorm::update_statistics`] returns it and leaves the running statistics untouched,
-/// so they never become NaN or infinite. The pass itself does not fail: for `n = 1` it
+/// [`BatchNorm::try_update_statistics`] returns it and leaves the running statistics
+/// untouched, so they never become NaN or infinite. [`Layer::update_statistics`], which
+/// cannot return an error, leaves them untouched too: a trainer of a network with batch
+/// normalization should refuse (or merge) training batches of one sample, as PyTorch does,
+/// rather than rely on it.
+///
+/// [`Layer::update_statistics`]: super::Layer::update_statistics The pass itself does not fail: for `n = 1` it
 /// computes the formulas' finite values (`x̂ = 0`, `y = β`, `dx = 0`, `dβ = dy`, `dγ = 0`),
 /// and `n = 0` is an empty batch (no output, zero gradients).
 #[derive(Clone, Debug, PartialEq)]
@@ -79,7 +94,7 @@ impl<T: Float, const N: usize> Default for BatchNorm<T, N> {
     }
 }
 
-/// What [`BatchNorm::record`] keeps for the backward pass and the statistics update. Its
+/// What [`BatchNorm::record_batch`] (and [`Layer::record`](super::Layer::record)) keeps for the backward pass and the statistics update. Its
 /// buffers grow to the largest batch recorded and are reused: once warmed up, recording
 /// allocates nothing.
 #[derive(Clone, Debug, Default)]
@@ -98,28 +113,36 @@ pub struct BatchNormTape<T> {
     training: bool,
 }
 
-/// The gradients of a normalization layer's parameters: `dγ` and `dβ`, one per feature.
+/// The gradients of a normalization layer's parameters ([`BatchNorm`],
+/// [`LayerNorm`](super::LayerNorm)): `dγ` and `dβ`, one per feature.
+///
+/// As [`Tensors`](super::Tensors), `weight` (`k = 0`) and `bias` (`k = 1`) when `affine`,
+/// nothing otherwise (the layer has no trainable tensor; both stay zero).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NormGradients<T, const N: usize> {
     /// `dL/dγ`.
     pub weight: SVector<T, N>,
     /// `dL/dβ`.
     pub bias: SVector<T, N>,
+    /// Whether the layer's `γ` and `β` are learned, so that these are tensors to visit.
+    pub affine: bool,
 }
 
 impl<T: Float, const N: usize> NormGradients<T, N> {
-    /// Zero gradients.
-    pub fn zeros() -> Self {
+    /// Zero gradients, of a layer whose `γ` and `β` are learned if `affine`.
+    pub fn zeros(affine: bool) -> Self {
         Self {
             weight: SVector::zeros(),
             bias: SVector::zeros(),
+            affine,
         }
     }
 }
 
 impl<T: Float, const N: usize> Default for NormGradients<T, N> {
+    /// `zeros(true)`.
     fn default() -> Self {
-        Self::zeros()
+        Self::zeros(true)
     }
 }
 
@@ -147,45 +170,17 @@ impl<T: Float, const N: usize> BatchNorm<T, N> {
         }
     }
 
-    /// Inference for one sample with the running statistics, on the stack:
-    /// `y = γ (x − μ_run)/√(σ²_run + ε) + β`.
-    pub fn predict(&self, x: &SVector<T, N>) -> SVector<T, N> {
-        let s = self.running_inv_std();
-        let mut y = SVector::<T, N>::zeros();
-        standardize(
-            x.as_slice(),
-            self.running_mean.as_slice(),
-            s.as_slice(),
-            y.as_mut_slice(),
-        );
-        self.scale_shift(y.as_mut_slice());
-        y
-    }
-
-    /// Inference for a batch of `n` samples (`x` and `y` are `N x n`) with the running
-    /// statistics: `y_ij = γ_i (x_ij − μ_run,i)/√(σ²_run,i + ε) + β_i`.
-    pub fn forward(&self, x: &[T], y: &mut [T], n: usize) {
-        let s = self.running_inv_std();
-        let mean = self.running_mean.as_slice();
-        for (x, y) in x[..N * n]
-            .chunks_exact(N)
-            .zip(y[..N * n].chunks_exact_mut(N))
-        {
-            standardize(x, mean, s.as_slice(), y);
-            self.scale_shift(y);
-        }
-    }
-
     /// The forward pass of a batch of `n` samples recorded for [`BatchNorm::backward`]
-    /// (`x` and `y` are `N x n`).
+    /// (`x` and `y` are `N x n`); [`Layer::record`](super::Layer::record) with `training`
+    /// the pass's mode.
     ///
     /// With `training`, the batch's statistics: `μ_B = (1/n) Σ_j x_j`,
     /// `σ²_B = (1/n) Σ_j (x_j − μ_B)²` (biased), `x̂ = (x − μ_B)/√(σ²_B + ε)`, `y = γ x̂ + β`;
     /// the tape keeps `x̂`, `1/√(σ²_B + ε)`, `μ_B` and `σ²_B` for the backward pass and
-    /// [`BatchNorm::update_statistics`]. Without, the running statistics, as
-    /// [`BatchNorm::forward`] (the same values), keeping what the backward pass needs.
+    /// [`BatchNorm::try_update_statistics`]. Without, the running statistics, as
+    /// [`Layer::forward`](super::Layer::forward) (the same values), keeping what the backward pass needs.
     /// See [`BatchNorm`] for batches of fewer than two samples.
-    pub fn record(
+    pub fn record_batch(
         &self,
         x: &[T],
         y: &mut [T],
@@ -231,10 +226,12 @@ impl<T: Float, const N: usize> BatchNorm<T, N> {
     ///
     /// Does nothing (and returns `Ok`) if the tape was recorded in evaluation. Returns
     /// [`BatchTooSmall`] and changes nothing if `n < 2`. Each call applies one update.
+    /// [`Layer::update_statistics`](super::Layer::update_statistics) is this, the error
+    /// dropped.
     ///
     /// # Panics
     /// If a training tape recorded another batch size than `n`.
-    pub fn update_statistics(
+    pub fn try_update_statistics(
         &mut self,
         tape: &BatchNormTape<T>,
         n: usize,
@@ -277,12 +274,16 @@ impl<T: Float, const N: usize> BatchNorm<T, N> {
         n: usize,
     ) {
         let dy = &dy[..N * n];
-        let needs_sums = tape.training && dx.is_some();
-        let sums = self.parameter_gradients(tape, dy, grads, needs_sums, n);
+        tape.check(n);
+        let sums =
+            (grads.is_some() || tape.training && dx.is_some()).then(|| self.sums(tape, dy, n));
+        if let Some(g) = grads {
+            self.write_gradients(sums.as_ref(), g);
+        }
         if let Some(dx) = dx {
             let dx = &mut dx[..N * n];
             dx.copy_from_slice(dy);
-            self.input_gradient_in_place(tape, &sums, dx, n);
+            self.input_gradient_in_place(tape, sums.as_ref(), dx, n);
         }
     }
 
@@ -299,49 +300,58 @@ impl<T: Float, const N: usize> BatchNorm<T, N> {
         n: usize,
     ) {
         let d = &mut dy[..N * n];
-        let sums = self.parameter_gradients(tape, d, grads, tape.training, n);
-        self.input_gradient_in_place(tape, &sums, d, n);
-    }
-
-    /// The sums `dγ = Σ_j dy_j ⊙ x̂_j` and `dβ = Σ_j dy_j` (column by column into `N` sums,
-    /// on the stack), computed when `grads` is given or `dx` `needs` them; written into
-    /// `grads` (zeros there when not `affine`) and returned for [`Self::input_gradient_in_place`].
-    fn parameter_gradients(
-        &self,
-        tape: &BatchNormTape<T>,
-        dy: &[T],
-        grads: Option<&mut NormGradients<T, N>>,
-        needs: bool,
-        n: usize,
-    ) -> NormGradients<T, N> {
         tape.check(n);
-        let mut sums = NormGradients::<T, N>::zeros();
-        if needs || grads.is_some() {
-            let (dg, db) = (sums.weight.as_mut_slice(), sums.bias.as_mut_slice());
-            for (dy, h) in dy.chunks_exact(N).zip(tape.x_hat[..N * n].chunks_exact(N)) {
-                for (((dg, db), &d), &h) in dg.iter_mut().zip(db.iter_mut()).zip(dy).zip(h) {
-                    *db += d;
-                    *dg += d * h;
-                }
-            }
-        }
+        let sums = (grads.is_some() || tape.training).then(|| self.sums(tape, d, n));
         if let Some(g) = grads {
-            if self.affine {
-                g.clone_from(&sums);
-            } else {
-                g.weight.fill(T::zero());
-                g.bias.fill(T::zero());
-            }
+            self.write_gradients(sums.as_ref(), g);
         }
-        sums
+        self.input_gradient_in_place(tape, sums.as_ref(), d, n);
     }
 
-    /// `d ← dx` from `d = dy` and the parameter sums of [`BatchNorm::parameter_gradients`]:
-    /// `dx = (γ s/n) (n dy − dβ − x̂ dγ)` in training, `dx = γ s dy` in evaluation.
+    /// The sums `(dγ, dβ)` = `(Σ_j dy_j ⊙ x̂_j, Σ_j dy_j)` of the batch of `n` recorded on
+    /// `tape` (column by column into `N` sums, on the stack), whether or not the layer is
+    /// `affine`: `dx` in training needs them.
+    fn sums(&self, tape: &BatchNormTape<T>, dy: &[T], n: usize) -> (SVector<T, N>, SVector<T, N>) {
+        let (mut dg, mut db) = (SVector::<T, N>::zeros(), SVector::<T, N>::zeros());
+        let (g, b) = (dg.as_mut_slice(), db.as_mut_slice());
+        for (dy, h) in dy[..N * n]
+            .chunks_exact(N)
+            .zip(tape.x_hat[..N * n].chunks_exact(N))
+        {
+            for (((g, b), &d), &h) in g.iter_mut().zip(b.iter_mut()).zip(dy).zip(h) {
+                *b += d;
+                *g += d * h;
+            }
+        }
+        (dg, db)
+    }
+
+    /// `grads ← (dγ, dβ)` from [`Self::sums`], zeros when not `affine` (`sums` is given
+    /// when `affine`).
+    fn write_gradients(
+        &self,
+        sums: Option<&(SVector<T, N>, SVector<T, N>)>,
+        grads: &mut NormGradients<T, N>,
+    ) {
+        match sums {
+            Some((dg, db)) if self.affine => {
+                grads.weight = *dg;
+                grads.bias = *db;
+            }
+            _ => {
+                grads.weight.fill(T::zero());
+                grads.bias.fill(T::zero());
+            }
+        }
+    }
+
+    /// `d ← dx` from `d = dy` and the parameter sums of [`Self::sums`] (needed in
+    /// training only): `dx = (γ s/n) (n dy − dβ − x̂ dγ)` in training, `dx = γ s dy` in
+    /// evaluation.
     fn input_gradient_in_place(
         &self,
         tape: &BatchNormTape<T>,
-        sums: &NormGradients<T, N>,
+        sums: Option<&(SVector<T, N>, SVector<T, N>)>,
         d: &mut [T],
         n: usize,
     ) {
@@ -364,7 +374,8 @@ impl<T: Float, const N: usize> BatchNorm<T, N> {
             }
             return;
         }
-        let (dg, db) = (sums.weight.as_slice(), sums.bias.as_slice());
+        let (dg, db) = sums.expect("the parameter sums of a training batch");
+        let (dg, db) = (dg.as_slice(), db.as_slice());
         for (col, h) in d
             .chunks_exact_mut(N)
             .zip(tape.x_hat[..N * n].chunks_exact(N))
@@ -462,6 +473,7 @@ fn batch_moments<T: Float>(x: &[T], mean: &mut [T], var: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Layer;
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     /// `len` values uniform in `[lo, hi)`, each representable in `f32` (so that `f32` and
@@ -506,7 +518,7 @@ mod tests {
     fn loss<const N: usize>(l: &BatchNorm<f64, N>, x: &[f64], c: &[f64], training: bool) -> f64 {
         let n = x.len() / N;
         let mut y = vec![0.0; x.len()];
-        l.record(x, &mut y, &mut BatchNormTape::default(), n, training);
+        l.record_batch(x, &mut y, &mut BatchNormTape::default(), n, training);
         y.iter().zip(c).map(|(y, c)| y * c).sum()
     }
 
@@ -531,11 +543,12 @@ mod tests {
         let l = cast::<T, N>(&l64);
         let mut tape = BatchNormTape::default();
         let mut y = vec![T::zero(); N * n];
-        l.record(&of(&x), &mut y, &mut tape, n, training);
+        l.record_batch(&of(&x), &mut y, &mut tape, n, training);
         let mut dx = vec![T::nan(); N * n];
         let mut g = NormGradients {
             weight: SVector::repeat(T::nan()),
             bias: SVector::repeat(T::nan()),
+            affine: true,
         };
         l.backward(&tape, &of(&c), Some(&mut dx), Some(&mut g), n);
 
@@ -588,7 +601,7 @@ mod tests {
         let x = [1.0, 10.0, 3.0, 14.0];
         let mut tape = BatchNormTape::default();
         let mut y = [0.0; 4];
-        l.record(&x, &mut y, &mut tape, 2, true);
+        l.record_batch(&x, &mut y, &mut tape, 2, true);
         assert_eq!(y, [-1.0, -1.5, 3.0, -0.5]);
         assert_eq!(tape.mean, [2.0, 12.0]);
         assert_eq!(tape.var, [1.0, 4.0]);
@@ -596,14 +609,14 @@ mod tests {
 
         // Two samples always standardize to ∓1, so y does not depend on x: dx = 0.
         let mut dx = [f64::NAN; 4];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &[1.0, 0.0, 0.0, 0.0], Some(&mut dx), Some(&mut g), 2);
         assert_eq!(dx, [0.0; 4]);
         assert_eq!(g.bias, SVector::from([1.0, 0.0]));
         assert_eq!(g.weight, SVector::from([-1.0, 0.0]));
 
         // Unbiased variances 2 and 8; momentum 0.1.
-        assert_eq!(l.update_statistics(&tape, 2), Ok(()));
+        assert_eq!(l.try_update_statistics(&tape, 2), Ok(()));
         let close = |a: SVector<f64, 2>, b: [f64; 2]| (a - SVector::from(b)).norm() < 1e-15;
         assert!(close(l.running_mean, [0.2, 1.2]), "{}", l.running_mean);
         assert!(close(l.running_var, [1.1, 1.7]), "{}", l.running_var);
@@ -613,7 +626,7 @@ mod tests {
         // dx = γ dy/√σ²_run.
         l.running_mean = SVector::from([2.0, 12.0]);
         l.running_var = SVector::from([1.0, 4.0]);
-        l.record(&x, &mut y, &mut tape, 2, false);
+        l.record_batch(&x, &mut y, &mut tape, 2, false);
         assert_eq!(y, [-1.0, -1.5, 3.0, -0.5]);
         l.backward(&tape, &[1.0; 4], Some(&mut dx), Some(&mut g), 2);
         assert_eq!(dx, [2.0, 0.25, 2.0, 0.25]);
@@ -635,12 +648,12 @@ mod tests {
         let r = 1.5f64.sqrt();
         let mut tape = BatchNormTape::default();
         let mut y = [0.0; 3];
-        l.record(&[-1.0, 0.0, 1.0], &mut y, &mut tape, 3, true);
+        l.record_batch(&[-1.0, 0.0, 1.0], &mut y, &mut tape, 3, true);
         for (y, want) in y.iter().zip([0.5 - 2.0 * r, 0.5, 0.5 + 2.0 * r]) {
             assert!((y - want).abs() < 1e-15, "{y} vs {want}");
         }
         let mut dx = [0.0; 3];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &[1.0, 0.0, 0.0], Some(&mut dx), Some(&mut g), 3);
         for (d, want) in dx.iter().zip([r / 3.0, -2.0 * r / 3.0, r / 3.0]) {
             assert!((d - want).abs() < 1e-15, "{d} vs {want}");
@@ -662,11 +675,11 @@ mod tests {
         for n in [4, 7, 2, 5] {
             let x = uniform(&mut rng, N * n, -3.0, 5.0);
             let mut y = vec![T::zero(); N * n];
-            l.record(&of(&x), &mut y, &mut tape, n, true);
-            assert_eq!(l.update_statistics(&tape, n), Ok(()));
+            l.record_batch(&of(&x), &mut y, &mut tape, n, true);
+            assert_eq!(l.try_update_statistics(&tape, n), Ok(()));
             // An evaluation pass between batches does not move the statistics.
-            l.record(&of(&x), &mut y, &mut tape, n, false);
-            assert_eq!(l.update_statistics(&tape, n), Ok(()));
+            l.record_batch(&of(&x), &mut y, &mut tape, n, false);
+            assert_eq!(l.try_update_statistics(&tape, n), Ok(()));
             for i in 0..N {
                 let v: Vec<f64> = (0..n).map(|j| x[j * N + i]).collect();
                 let mu = v.iter().sum::<f64>() / n as f64;
@@ -697,7 +710,7 @@ mod tests {
         let mut y = vec![T::zero(); N * n];
         l.forward(&x, &mut y, n);
         let mut recorded = vec![T::zero(); N * n];
-        l.record(&x, &mut recorded, &mut BatchNormTape::default(), n, false);
+        l.record_batch(&x, &mut recorded, &mut BatchNormTape::default(), n, false);
         assert_eq!(y, recorded);
         for j in 0..n {
             let col = SVector::<T, N>::from_column_slice(&x[j * N..(j + 1) * N]);
@@ -725,14 +738,15 @@ mod tests {
         let dy = uniform(&mut rng, N * n, -1.0, 1.0);
         for training in [true, false] {
             let mut tape = BatchNormTape::default();
-            l.record(&x, &mut vec![0.0; N * n], &mut tape, n, training);
+            l.record_batch(&x, &mut vec![0.0; N * n], &mut tape, n, training);
             let mut dx = vec![0.0; N * n];
-            let mut g = NormGradients::zeros();
+            let mut g = NormGradients::zeros(true);
             l.backward(&tape, &dy, Some(&mut dx), Some(&mut g), n);
             let mut d = dy.clone();
             let mut g2 = NormGradients {
                 weight: SVector::repeat(f64::NAN),
                 bias: SVector::repeat(7.0),
+                affine: true,
             };
             l.backward_in_place(&tape, &mut d, Some(&mut g2), n);
             assert_eq!(d, dx);
@@ -741,7 +755,7 @@ mod tests {
             let mut d = dy.clone();
             l.backward_in_place(&tape, &mut d, None, n);
             assert_eq!(d, dx);
-            let mut g3 = NormGradients::zeros();
+            let mut g3 = NormGradients::zeros(true);
             l.backward(&tape, &dy, None, Some(&mut g3), n);
             assert_eq!(g3, g);
         }
@@ -766,8 +780,8 @@ mod tests {
         for training in [true, false] {
             let (mut t1, mut t2) = (BatchNormTape::default(), BatchNormTape::default());
             let (mut y1, mut y2) = (vec![0.0; N * n], vec![0.0; N * n]);
-            plain.record(&x, &mut y1, &mut t1, n, training);
-            fixed.record(&x, &mut y2, &mut t2, n, training);
+            plain.record_batch(&x, &mut y1, &mut t1, n, training);
+            fixed.record_batch(&x, &mut y2, &mut t2, n, training);
             assert_eq!(y1, y2);
             let (mut dx1, mut dx2) = (vec![0.0; N * n], vec![0.0; N * n]);
             plain.backward(&t1, &dy, Some(&mut dx1), None, n);
@@ -776,9 +790,10 @@ mod tests {
             let mut g = NormGradients {
                 weight: SVector::repeat(1.0),
                 bias: SVector::repeat(1.0),
+                affine: true,
             };
             fixed.backward(&t2, &dy, None, Some(&mut g), n);
-            assert_eq!(g, NormGradients::zeros());
+            assert_eq!(g, NormGradients::zeros(true));
         }
         let col = SVector::<f64, N>::from_column_slice(&x[..N]);
         assert_eq!(plain.predict(&col), fixed.predict(&col));
@@ -801,30 +816,30 @@ mod tests {
 
         // One sample: x̂ = 0, so y = β, dx = 0, dβ = dy, dγ = 0, all finite.
         let mut y = [f64::NAN; 3];
-        l.record(&[0.3, -2.0, 9.0], &mut y, &mut tape, 1, true);
+        l.record_batch(&[0.3, -2.0, 9.0], &mut y, &mut tape, 1, true);
         assert_eq!(y, before.bias.as_slice());
         assert_eq!(
-            l.update_statistics(&tape, 1),
+            l.try_update_statistics(&tape, 1),
             Err(BatchTooSmall { samples: 1 })
         );
         assert_eq!(l, before);
         let dy = [0.5, -1.0, 2.0];
         let mut dx = [f64::NAN; 3];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &dy, Some(&mut dx), Some(&mut g), 1);
         assert_eq!(dx, [0.0; 3]);
         assert_eq!(g.bias.as_slice(), dy);
         assert_eq!(g.weight, SVector::<f64, 3>::zeros());
 
         // No sample: nothing to write, zero gradients.
-        l.record(&[], &mut [], &mut tape, 0, true);
+        l.record_batch(&[], &mut [], &mut tape, 0, true);
         assert_eq!(
-            l.update_statistics(&tape, 0),
+            l.try_update_statistics(&tape, 0),
             Err(BatchTooSmall { samples: 0 })
         );
         assert_eq!(l, before);
         l.backward(&tape, &[], Some(&mut []), Some(&mut g), 0);
-        assert_eq!(g, NormGradients::zeros());
+        assert_eq!(g, NormGradients::zeros(true));
         assert!(tape.mean.iter().chain(&tape.var).all(|v| v.is_finite()));
     }
 
@@ -835,13 +850,13 @@ mod tests {
         let x = vec![0.5f32; N * 8];
         let mut y = vec![0.0; N * 8];
         let mut tape = BatchNormTape::default();
-        l.record(&x, &mut y, &mut tape, 8, true);
+        l.record_batch(&x, &mut y, &mut tape, 8, true);
         let buffers = |t: &BatchNormTape<f32>| {
             [&t.x_hat, &t.inv_std, &t.mean, &t.var].map(|b| (b.as_ptr(), b.capacity()))
         };
         let warm = buffers(&tape);
         for (n, training) in [(3, true), (8, false), (1, true), (8, true)] {
-            l.record(&x[..N * n], &mut y[..N * n], &mut tape, n, training);
+            l.record_batch(&x[..N * n], &mut y[..N * n], &mut tape, n, training);
             assert_eq!(buffers(&tape), warm);
         }
     }

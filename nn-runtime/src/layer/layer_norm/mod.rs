@@ -1,4 +1,7 @@
-//! Layer normalization, PyTorch's `LayerNorm(N)`; the formulas are on [`LayerNorm`].
+//! Layer normalization, PyTorch's `LayerNorm(N)`; the formulas are on [`LayerNorm`], the
+//! [`Layer`](super::Layer) trait in `chain.rs`.
+
+mod chain;
 
 use super::batch_norm::{inv_std, scale_shift, NormGradients};
 use crate::network::ensure_len;
@@ -32,6 +35,11 @@ use nalgebra::SVector;
 ///
 /// With `N = 1` every `x̂` is `0`, so `y = β` and `dx = 0`; every batch size works, `n = 0`
 /// included.
+///
+/// The layer implements [`Layer<T, N, N>`](super::Layer) (in `layer_norm/chain.rs`), with
+/// its own input-gradient buffer (not in place), the same in training and inference. Its
+/// [`Tensors`](super::Tensors) are `weight` (`k = 0`) and `bias` (`k = 1`) when `affine`,
+/// nothing otherwise, as those of its [`NormGradients`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct LayerNorm<T, const N: usize> {
     /// The scale `γ` (ones by default); ignored (`γ = 1`) when `affine` is false.
@@ -58,7 +66,7 @@ impl<T: Float, const N: usize> Default for LayerNorm<T, N> {
     }
 }
 
-/// What [`LayerNorm::record`] keeps for the backward pass. Its buffers grow to the largest
+/// What [`LayerNorm::record_batch`] (and [`Layer::record`](super::Layer::record)) keeps for the backward pass. Its buffers grow to the largest
 /// batch recorded and are reused: once warmed up, recording allocates nothing.
 #[derive(Clone, Debug, Default)]
 pub struct LayerNormTape<T> {
@@ -71,31 +79,10 @@ pub struct LayerNormTape<T> {
 }
 
 impl<T: Float, const N: usize> LayerNorm<T, N> {
-    /// One sample, on the stack: `y = γ ⊙ (x − μ)/√(σ² + ε) + β` with `μ`, `σ²` the mean and
-    /// biased variance of its `N` features.
-    pub fn predict(&self, x: &SVector<T, N>) -> SVector<T, N> {
-        let mut y = SVector::<T, N>::zeros();
-        standardize(x.as_slice(), T::of(self.eps), y.as_mut_slice());
-        self.scale_shift(y.as_mut_slice());
-        y
-    }
-
-    /// A batch of `n` samples (`x` and `y` are `N x n`), each by [`LayerNorm::predict`]'s
-    /// formula.
-    pub fn forward(&self, x: &[T], y: &mut [T], n: usize) {
-        let eps = T::of(self.eps);
-        for (x, y) in x[..N * n]
-            .chunks_exact(N)
-            .zip(y[..N * n].chunks_exact_mut(N))
-        {
-            standardize(x, eps, y);
-            self.scale_shift(y);
-        }
-    }
-
-    /// [`LayerNorm::forward`] recorded for [`LayerNorm::backward`]: the tape keeps `x̂` and
-    /// each sample's `1/√(σ² + ε)`. Training and evaluation are the same pass.
-    pub fn record(&self, x: &[T], y: &mut [T], tape: &mut LayerNormTape<T>, n: usize) {
+    /// [`Layer::forward`](super::Layer::forward) recorded for [`LayerNorm::backward`]: the
+    /// tape keeps `x̂` and each sample's `1/√(σ² + ε)`. Training and evaluation are the same
+    /// pass ([`Layer::record`](super::Layer::record) is this, whatever the mode).
+    pub fn record_batch(&self, x: &[T], y: &mut [T], tape: &mut LayerNormTape<T>, n: usize) {
         ensure_len(&mut tape.x_hat, N * n);
         ensure_len(&mut tape.inv_std, n);
         tape.samples = n;
@@ -178,6 +165,26 @@ impl<T: Float, const N: usize> LayerNorm<T, N> {
                 accumulate(g, d, h);
             }
             self.input_gradient_in_place(h, s, d);
+        }
+    }
+
+    /// `grads ← (Σ_j dy_j ⊙ x̂_j, Σ_j dy_j)` (zeros when not `affine`) of the batch of `n`
+    /// recorded on `tape`.
+    fn parameter_sums(
+        &self,
+        tape: &LayerNormTape<T>,
+        dy: &[T],
+        grads: &mut NormGradients<T, N>,
+        n: usize,
+    ) {
+        tape.check(n);
+        if let Some(g) = self.cleared(Some(grads)) {
+            for (dy, h) in dy[..N * n]
+                .chunks_exact(N)
+                .zip(tape.x_hat[..N * n].chunks_exact(N))
+            {
+                accumulate(g, dy, h);
+            }
         }
     }
 
@@ -269,6 +276,7 @@ fn accumulate<T: Float, const N: usize>(g: &mut NormGradients<T, N>, dy: &[T], h
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layer::Layer;
     use crate::layer::{BatchNorm, BatchNormTape};
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
@@ -329,11 +337,12 @@ mod tests {
         let l = cast::<T, N>(l64);
         let mut tape = LayerNormTape::default();
         let mut y = vec![T::zero(); N * n];
-        l.record(&of(x), &mut y, &mut tape, n);
+        l.record_batch(&of(x), &mut y, &mut tape, n);
         let mut dx = vec![T::nan(); N * n];
         let mut g = NormGradients {
             weight: SVector::repeat(T::nan()),
             bias: SVector::repeat(T::nan()),
+            affine: true,
         };
         l.backward(&tape, &of(c), Some(&mut dx), Some(&mut g), n);
 
@@ -392,12 +401,12 @@ mod tests {
         };
         let mut tape = LayerNormTape::default();
         let mut y = [0.0; 4];
-        l.record(&[1.0, 3.0, 10.0, 14.0], &mut y, &mut tape, 2);
+        l.record_batch(&[1.0, 3.0, 10.0, 14.0], &mut y, &mut tape, 2);
         assert_eq!(y, [-1.0, -0.5, -1.0, -0.5]);
         assert_eq!(tape.inv_std, [1.0, 0.5]);
         // Two features always standardize to ∓1: dx = 0.
         let mut dx = [f64::NAN; 4];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &[1.0, 0.0, 0.0, 2.0], Some(&mut dx), Some(&mut g), 2);
         assert_eq!(dx, [0.0; 4]);
         assert_eq!(g.bias, SVector::from([1.0, 2.0]));
@@ -418,12 +427,12 @@ mod tests {
         let r = 1.5f64.sqrt();
         let mut tape = LayerNormTape::default();
         let mut y = [0.0; 3];
-        l.record(&[-1.0, 0.0, 1.0], &mut y, &mut tape, 1);
+        l.record_batch(&[-1.0, 0.0, 1.0], &mut y, &mut tape, 1);
         for (y, want) in y.iter().zip([0.5 - 2.0 * r, 0.0, 1.0 - 3.0 * r]) {
             assert!((y - want).abs() < 1e-15, "{y} vs {want}");
         }
         let mut dx = [0.0; 3];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &[1.0, 0.0, 0.0], Some(&mut dx), Some(&mut g), 1);
         for (d, want) in dx.iter().zip([r / 3.0, -2.0 * r / 3.0, r / 3.0]) {
             assert!((d - want).abs() < 1e-15, "{d} vs {want}");
@@ -450,9 +459,9 @@ mod tests {
         };
         let (mut y, mut yt) = (vec![0.0; 15], vec![0.0; 15]);
         let mut tape = LayerNormTape::default();
-        ln.record(&x, &mut y, &mut tape, 5);
+        ln.record_batch(&x, &mut y, &mut tape, 5);
         let mut btape = BatchNormTape::default();
-        bn.record(&t(&x), &mut yt, &mut btape, 3, true);
+        bn.record_batch(&t(&x), &mut yt, &mut btape, 3, true);
         let (mut dx, mut dxt) = (vec![0.0; 15], vec![0.0; 15]);
         ln.backward(&tape, &dy, Some(&mut dx), None, 5);
         bn.backward(&btape, &t(&dy), Some(&mut dxt), None, 3);
@@ -470,7 +479,7 @@ mod tests {
         let mut y = vec![T::zero(); N * n];
         l.forward(&x, &mut y, n);
         let mut recorded = vec![T::zero(); N * n];
-        l.record(&x, &mut recorded, &mut LayerNormTape::default(), n);
+        l.record_batch(&x, &mut recorded, &mut LayerNormTape::default(), n);
         assert_eq!(y, recorded);
         for j in 0..n {
             let col = SVector::<T, N>::from_column_slice(&x[j * N..(j + 1) * N]);
@@ -493,14 +502,15 @@ mod tests {
         let x = uniform(&mut rng, N * n, -2.0, 2.0);
         let dy = uniform(&mut rng, N * n, -1.0, 1.0);
         let mut tape = LayerNormTape::default();
-        l.record(&x, &mut vec![0.0; N * n], &mut tape, n);
+        l.record_batch(&x, &mut vec![0.0; N * n], &mut tape, n);
         let mut dx = vec![0.0; N * n];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &dy, Some(&mut dx), Some(&mut g), n);
         let mut d = dy.clone();
         let mut g2 = NormGradients {
             weight: SVector::repeat(f64::NAN),
             bias: SVector::repeat(7.0),
+            affine: true,
         };
         l.backward_in_place(&tape, &mut d, Some(&mut g2), n);
         assert_eq!(d, dx);
@@ -511,6 +521,7 @@ mod tests {
         let mut g3 = NormGradients {
             weight: SVector::repeat(3.0),
             bias: SVector::repeat(3.0),
+            affine: true,
         };
         l.backward(&tape, &dy, None, Some(&mut g3), n);
         assert_eq!(g3, g);
@@ -532,8 +543,8 @@ mod tests {
         let dy = uniform(&mut rng, N * n, -1.0, 1.0);
         let (mut t1, mut t2) = (LayerNormTape::default(), LayerNormTape::default());
         let (mut y1, mut y2) = (vec![0.0; N * n], vec![0.0; N * n]);
-        plain.record(&x, &mut y1, &mut t1, n);
-        fixed.record(&x, &mut y2, &mut t2, n);
+        plain.record_batch(&x, &mut y1, &mut t1, n);
+        fixed.record_batch(&x, &mut y2, &mut t2, n);
         assert_eq!(y1, y2);
         let (mut dx1, mut dx2) = (vec![0.0; N * n], vec![0.0; N * n]);
         plain.backward(&t1, &dy, Some(&mut dx1), None, n);
@@ -542,9 +553,10 @@ mod tests {
         let mut g = NormGradients {
             weight: SVector::repeat(1.0),
             bias: SVector::repeat(1.0),
+            affine: true,
         };
         fixed.backward(&t2, &dy, Some(&mut dx2), Some(&mut g), n);
-        assert_eq!(g, NormGradients::zeros());
+        assert_eq!(g, NormGradients::zeros(true));
         let col = SVector::<f64, N>::from_column_slice(&x[..N]);
         assert_eq!(plain.predict(&col), fixed.predict(&col));
     }
@@ -559,17 +571,17 @@ mod tests {
         };
         let mut tape = LayerNormTape::default();
         let mut y = [0.0; 2];
-        l.record(&[4.0, -9.0], &mut y, &mut tape, 2);
+        l.record_batch(&[4.0, -9.0], &mut y, &mut tape, 2);
         assert_eq!(y, [0.25, 0.25]);
         let mut dx = [f64::NAN; 2];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &[1.0, 2.0], Some(&mut dx), Some(&mut g), 2);
         assert_eq!(dx, [0.0, 0.0]);
         assert_eq!((g.weight[0], g.bias[0]), (0.0, 3.0));
         // No sample: nothing to write, zero gradients.
-        l.record(&[], &mut [], &mut tape, 0);
+        l.record_batch(&[], &mut [], &mut tape, 0);
         l.backward(&tape, &[], Some(&mut []), Some(&mut g), 0);
-        assert_eq!(g, NormGradients::zeros());
+        assert_eq!(g, NormGradients::zeros(true));
     }
 
     #[test]
@@ -587,7 +599,7 @@ mod tests {
 
             let mut tape = LayerNormTape::default();
             let mut y = [0.0; N];
-            l.record(&x, &mut y, &mut tape, 1);
+            l.record_batch(&x, &mut y, &mut tape, 1);
             let mu = x.iter().sum::<f64>() / N as f64;
             let var = x.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / N as f64;
             let h: Vec<f64> = x.iter().map(|v| (v - mu) / (var + 1e-5).sqrt()).collect();
@@ -617,7 +629,7 @@ mod tests {
         let dy = uniform(&mut rng, 2 * N, -1.0, 1.0);
         let mut tape = LayerNormTape::default();
         let mut y = vec![T::nan(); 2 * N];
-        l.record(&of(&x), &mut y, &mut tape, 2);
+        l.record_batch(&of(&x), &mut y, &mut tape, 2);
         let s = 1.0 / 1e-5f64.sqrt();
         for &t in &tape.inv_std {
             assert_close(t.to_f64(), s, tol, "1/√ε");
@@ -626,7 +638,7 @@ mod tests {
             assert_eq!(*y, l.bias[k % N], "y[{k}]");
         }
         let mut dx = vec![T::nan(); 2 * N];
-        let mut g = NormGradients::zeros();
+        let mut g = NormGradients::zeros(true);
         l.backward(&tape, &of(&dy), Some(&mut dx), Some(&mut g), 2);
         for j in 0..2 {
             let gj: Vec<f64> = (0..N).map(|i| l64.weight[i] * dy[j * N + i]).collect();
@@ -661,12 +673,12 @@ mod tests {
         let x: Vec<f32> = (0..N * 8).map(|i| i as f32).collect();
         let mut y = vec![0.0; N * 8];
         let mut tape = LayerNormTape::default();
-        l.record(&x, &mut y, &mut tape, 8);
+        l.record_batch(&x, &mut y, &mut tape, 8);
         let buffers =
             |t: &LayerNormTape<f32>| [&t.x_hat, &t.inv_std].map(|b| (b.as_ptr(), b.capacity()));
         let warm = buffers(&tape);
         for n in [3, 8, 1] {
-            l.record(&x[..N * n], &mut y[..N * n], &mut tape, n);
+            l.record_batch(&x[..N * n], &mut y[..N * n], &mut tape, n);
             assert_eq!(buffers(&tape), warm);
         }
     }
