@@ -19,6 +19,8 @@ pub(crate) mod batch_norm;
 pub(crate) mod dense;
 pub(crate) mod dropout;
 pub(crate) mod layer_norm;
+#[cfg(test)]
+mod norm_chain_tests;
 
 pub use activate::Activate;
 pub use batch_norm::{BatchNorm, BatchNormTape, BatchTooSmall, NormGradients};

@@ -188,3 +188,36 @@ impl<T: Float, const N: usize> Layer<T, N, N> for BatchNorm<T, N> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer::dropout::NoDraws;
+
+    #[test]
+    fn the_tape_allocates_nothing_once_warmed_up_through_the_trait() {
+        const N: usize = 4;
+        let l = BatchNorm::<f32, N>::default();
+        let x: Vec<f32> = (0..N * 8).map(|i| (i * i % 7) as f32).collect();
+        let (mut y, mut dy, mut dx) = (vec![0.0; N * 8], vec![0.5; N * 8], vec![0.0; N * 8]);
+        let mut tape = BatchNormTape::default();
+        let mut draws = NoDraws;
+        let mut pass = Record {
+            training: true,
+            output_layer: false,
+            rng: &mut draws,
+        };
+        l.record(&x, &mut y, &mut tape, 8, &mut pass);
+        let buffers = |t: &BatchNormTape<f32>| {
+            [&t.x_hat, &t.inv_std, &t.mean, &t.var].map(|b| (b.as_ptr(), b.capacity()))
+        };
+        let warm = buffers(&tape);
+        for (n, training) in [(3, true), (8, false), (1, true), (8, true)] {
+            pass.training = training;
+            l.record(&x[..N * n], &mut y[..N * n], &mut tape, n, &mut pass);
+            let plain = InputGradient::<f32, Identity>::Plain(&mut dx);
+            l.input_gradient(&x, &y, &mut tape, &mut dy, false, plain, n);
+            assert_eq!(buffers(&tape), warm);
+        }
+    }
+}
