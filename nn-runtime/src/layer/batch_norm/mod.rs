@@ -47,14 +47,14 @@ use nalgebra::SVector;
 /// training"): its unbiased variance `σ²·n/(n−1)` divides by zero. Here
 /// [`BatchNorm::check_batch`] gives that answer as a [`BatchTooSmall`] before a step, and
 /// [`BatchNorm::try_update_statistics`] returns it and leaves the running statistics
-/// untouched, so they never become NaN or infinite. [`Layer::update_statistics`], which
-/// cannot return an error, leaves them untouched too: a trainer of a network with batch
-/// normalization should refuse (or merge) training batches of one sample, as PyTorch does,
-/// rather than rely on it.
+/// untouched, so they never become NaN or infinite. The pass itself does not fail: for
+/// `n = 1` it computes the formulas' finite values (`x̂ = 0`, `y = β`, `dx = 0`, `dβ = dy`,
+/// `dγ = 0`), and `n = 0` is an empty batch (no output, zero gradients).
 ///
-/// [`Layer::update_statistics`]: super::Layer::update_statistics The pass itself does not fail: for `n = 1` it
-/// computes the formulas' finite values (`x̂ = 0`, `y = β`, `dx = 0`, `dβ = dy`, `dγ = 0`),
-/// and `n = 0` is an empty batch (no output, zero gradients).
+/// [`Layer::update_statistics`](super::Layer::update_statistics), which cannot return an
+/// error, leaves the statistics untouched too for `n < 2`, silently: a trainer of a network
+/// with batch normalization should refuse (or merge) training batches of one sample, as
+/// PyTorch does, rather than rely on it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm<T, const N: usize> {
     /// The scale `γ` (ones by default); ignored (`γ = 1`) when `affine` is false.
