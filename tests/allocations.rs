@@ -51,6 +51,10 @@ static GLOBAL: Counting = Counting;
 static SERIAL: Mutex<()> = Mutex::new(());
 
 network! { Net < dense(20 -> 32, relu), dropout(0.2), dense(32 -> 16, tanh), dense(16 -> 5, softmax) > }
+network! {
+    Normed < dense(20 -> 32, bias = false), batch_norm, relu, dense(32 -> 16), layer_norm, tanh,
+        dense(16 -> 5, softmax) >
+}
 
 fn data(n: usize) -> Dataset<f32, 20> {
     let x: Vec<f32> = (0..20 * n)
@@ -62,8 +66,13 @@ fn data(n: usize) -> Dataset<f32, 20> {
 
 /// Trains two epochs and returns the allocations counted between consecutive batches.
 fn allocations_per_step() -> Vec<usize> {
+    allocations_per_step_of::<Net>()
+}
+
+/// [`allocations_per_step`] for the network `N`.
+fn allocations_per_step_of<N: Network<20, 5, Scalar = f32>>() -> Vec<usize> {
     let train = data(64 * 10);
-    let mut net = Net::new(&mut StdRng::seed_from_u64(1));
+    let mut net = N::init(&mut StdRng::seed_from_u64(1));
     let mut counts = Vec::with_capacity(64); // never grows: its pushes allocate nothing
     let mut trainer = Trainer::new(CrossEntropy, Adam::new(1e-3))
         .epochs(2)
@@ -114,6 +123,17 @@ fn training_steps_after_the_first_allocate_nothing() {
     println!(
         "allocations per step after the first (packed kernels): 0 over {} steps",
         per_step.len()
+    );
+}
+
+/// Batch norm and layer norm record into their own tapes, grown once.
+#[test]
+fn normalized_training_steps_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let per_step = allocations_per_step_of::<Normed>();
+    assert!(
+        per_step.iter().all(|&a| a == 0),
+        "allocations per step: {per_step:?}"
     );
 }
 
@@ -214,4 +234,14 @@ fn predict_allocates_nothing() {
     let allocations = allocations() - before;
     assert!(same);
     assert_eq!(allocations, 0, "predict allocated");
+    let normed = Normed::new(&mut StdRng::seed_from_u64(2));
+    let first = normed.predict(&x);
+    let before = self::allocations();
+    let same = (0..100).all(|_| normed.predict(&x) == first);
+    assert!(same);
+    assert_eq!(
+        self::allocations() - before,
+        0,
+        "predict with norms allocated"
+    );
 }

@@ -18,6 +18,16 @@ network! { Linear: f64 < dense(3 -> 3, identity), dense(3 -> 2, linear, init = n
 
 network! { StandaloneSmooth: f64 < dense(3 -> 4), gelu, dense(4 -> 4), elu, dense(4 -> 2), sigmoid > }
 
+// A bias right before batch norm has a gradient of exactly 0 (the batch mean removes it),
+// which finite differences can only approximate by rounding noise: the dense layers that
+// feed a batch norm go without, as is usual.
+network! {
+    Normalized: f64 < dense(3 -> 5, bias = false), batch_norm, tanh, dense(5 -> 4, tanh),
+        layer_norm, dense(4 -> 4, tanh, bias = false),
+        batch_norm(momentum = 0.3, eps = 1e-3, affine = false),
+        dense(4 -> 4, sigmoid), layer_norm(affine = false), dense(4 -> 2) >
+}
+
 fn batch<const IN: usize>(n: usize, seed: u64) -> Batch<f64, IN> {
     let mut rng = StdRng::seed_from_u64(seed);
     Batch::<f64, IN>::from_fn(n, |_, _| rng.random_range(-1.5..1.5))
@@ -47,6 +57,14 @@ fn sigmoid_tanh_softmax_and_dropout() {
 #[test]
 fn relu_family_and_smooth_activations() {
     check::<Smooth, 3, 2>(2);
+}
+
+/// Batch norm in training mode (the batch's statistics, so every sample's output depends on
+/// every other's) and layer norm, affine or not; `PARAMS` counts `γ` and `β` but not the
+/// running statistics, which have no gradient.
+#[test]
+fn batch_norm_and_layer_norm() {
+    check::<Normalized, 3, 2>(6);
 }
 
 #[test]

@@ -309,7 +309,28 @@ impl<L, O> Trainer<'_, L, O> {
         let epochs = self
             .epochs
             .unwrap_or_else(|| default_epochs(train.len(), batch_size));
-        let warnings = self.small_validation(validation.map(Dataset::len));
+        // Batch norm cannot train on one sample (PyTorch refuses it too: the running variance
+        // is the unbiased one, divided by n − 1): a batch size of 1 is an error, and an
+        // epoch's last batch of a single sample is skipped, with a warning.
+        let pairs_only = N::LAYERS
+            .iter()
+            .any(|l| matches!(l.kind, crate::network::LayerKind::BatchNorm));
+        if pairs_only && batch_size < 2 {
+            return Err(TrainError::Config(format!(
+                "`batch_norm` needs at least 2 samples per training batch (its running \
+                 variance divides by n - 1, as PyTorch's), but the batch size is 1 for {} \
+                 training samples; use a batch size of 2 or more",
+                train.len()
+            )));
+        }
+        let mut warnings = self.small_validation(validation.map(Dataset::len));
+        if pairs_only && train.len() % batch_size == 1 {
+            warnings.push(format!(
+                "{} training samples in batches of {batch_size} leave a last batch of 1 \
+                 sample, which `batch_norm` cannot train on: each epoch skips it",
+                train.len()
+            ));
+        }
         if self.progress != Progress::Off {
             for w in &warnings {
                 eprintln!("warning: {w}");
@@ -436,6 +457,9 @@ impl<L, O> Trainer<'_, L, O> {
             let mut rng = epoch_rng(self.seed, epoch);
             for (b, idx) in order.batches().enumerate() {
                 let n = idx.len();
+                if pairs_only && n == 1 {
+                    continue;
+                }
                 let governed = governor.step(n);
                 let outcome = step(
                     net,
